@@ -1,0 +1,18 @@
+"""lmxray: an X-ray for causal language models.
+
+    import lmxray
+    model = lmxray.load("smollm2")
+    trace = model.trace("The capital of France is")
+    trace.save("france.jsonl")
+"""
+
+__version__ = "0.1.0"
+
+from lmxray.capture.plan import CapturePlan
+from lmxray.errors import LmxrayError
+from lmxray.models.loader import load
+from lmxray.models.model import Model
+from lmxray.trace.reader import read_trace
+from lmxray.trace.types import Trace
+
+__all__ = ["CapturePlan", "LmxrayError", "Model", "Trace", "load", "read_trace", "__version__"]

@@ -1,0 +1,82 @@
+"""CapturePlan: what a trace keeps, so memory stays bounded by what was asked for."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from lmxray.errors import LmxrayError
+from lmxray.trace.types import COMPONENTS
+
+DEFAULT_THRESHOLD = 0.01
+
+
+@dataclass(frozen=True)
+class CapturePlan:
+    """Choices for one trace.
+
+    Never holds ``layers x heads x T x T`` unless ``per_head`` is set: the
+    head-summed map is accumulated inside the attention function.
+    """
+
+    layers: tuple[int, ...] | None = None  # model layers to capture; None = all
+    positions: tuple[int, ...] | None = None  # query positions kept (negative count from the end); None = all
+    attention: bool = True  # keep the head-summed map [layer, q_pos, k_pos]
+    per_head: bool = False  # also keep per-head maps [layer, head, q_pos, k_pos]
+    heads: tuple[int, ...] | None = None  # heads kept when per_head; None = all
+    row_stats: bool = True  # entropy of every attention row [layer, head, q_pos]
+    components: tuple[str, ...] = COMPONENTS  # which component summaries to keep
+    n_values: int | None = 8  # first N floats kept per vector; None keeps the full vector
+    lens: bool = True  # logit lens at every captured layer and position
+    top_k: int = 5
+    threshold: float = DEFAULT_THRESHOLD  # edges below this weight are not written to JSONL
+    chunk_bytes: int = 256 * 2**20  # bound on one fp32 probability block [batch, head, rows, keys]
+
+    def __post_init__(self):
+        unknown = set(self.components) - set(COMPONENTS)
+        if unknown:
+            raise LmxrayError(
+                f"unknown component(s) {sorted(unknown)} in the capture plan",
+                f"choose from {', '.join(COMPONENTS)}",
+            )
+        if self.top_k < 1:
+            raise LmxrayError(f"top_k must be at least 1, got {self.top_k}", "pass --top-k 1 or more")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise LmxrayError(
+                f"threshold must lie in [0, 1], got {self.threshold}", "pass e.g. --threshold 0.01"
+            )
+        if self.n_values is not None and self.n_values < 0:
+            raise LmxrayError(f"n_values must be >= 0, got {self.n_values}", "pass 0 to keep norms only")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CapturePlan":
+        """Build a plan from a dict, refusing keys that are not plan fields."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise LmxrayError(
+                f"unknown capture plan key(s) {sorted(unknown)}", f"valid keys: {', '.join(sorted(names))}"
+            )
+        tupled = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**tupled)
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    def resolve_layers(self, n_layers: int) -> list[int]:
+        """The captured layers as sorted non-negative indices (negative count from the end)."""
+        if self.layers is None:
+            return list(range(n_layers))
+        return sorted({_resolve_index(i, n_layers, "layer") for i in self.layers})
+
+    def resolve_heads(self, n_heads: int) -> list[int]:
+        if self.heads is None:
+            return list(range(n_heads))
+        return sorted({_resolve_index(i, n_heads, "head") for i in self.heads})
+
+
+def _resolve_index(i: int, n: int, what: str) -> int:
+    j = i + n if i < 0 else i
+    if not 0 <= j < n:
+        raise LmxrayError(f"{what} {i} is out of range (the model has {n})", f"use 0..{n - 1} or -1..-{n}")
+    return j

@@ -1,0 +1,136 @@
+"""In-memory record of one traced forward pass (one prompt).
+
+Everything is numpy, on the CPU, indexed by *real* token positions (padding
+already removed). Arrays with a layer axis follow ``Trace.layers``: axis 0
+entry ``i`` is model layer ``layers[i]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SCHEMA = "lmxray.trace/1"
+
+# Component names used in the trace format (node records), in stack order.
+COMPONENTS = (
+    "input_embedding",  # [1, pos, d_model]: the residual entering layer 0
+    "query",  # [layer, pos, head, d_head]: post-norm, post-RoPE queries
+    "key",  # [layer, pos, kv_head, d_head]
+    "value",  # [layer, pos, kv_head, d_head]
+    "attention_output",  # [layer, pos, d_model]: what attention adds to the residual
+    "mlp_hidden",  # [layer, pos, d_mlp]: MLP activations entering the down projection
+    "mlp_output",  # [layer, pos, d_model]: what the MLP adds to the residual
+    "residual",  # [layer, pos, d_model]: the residual leaving the layer
+)
+PER_HEAD_COMPONENTS = ("query", "key", "value")
+
+
+@dataclass
+class ModelInfo:
+    """Identity of the traced model, written to the meta record."""
+
+    name: str
+    source: str  # "builtin", "gguf", "hf-dir", "hf-cache", "random", "in-memory"
+    sha256: str | None
+    architecture: str  # HF model_type, e.g. "llama"
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    d_model: int
+    vocab_size: int
+    dtype: str  # e.g. "float32"
+
+
+@dataclass
+class TokenScore:
+    """One candidate next token with its probability (softmax of the final logits)."""
+
+    token_id: int
+    text: str
+    prob: float
+
+
+@dataclass
+class ComponentData:
+    """Summaries of one captured component.
+
+    ``norm`` is the L2 norm over the last axis of the full vector; ``values``
+    holds its first ``n`` floats (all of them when the plan asked for full
+    vectors). Shapes: ``[layer, pos]`` / ``[layer, pos, n]``, with a head axis
+    before the last for per-head components (``[layer, pos, head]``).
+    """
+
+    norm: np.ndarray
+    values: np.ndarray | None = None
+
+
+@dataclass
+class LogitLens:
+    """Logit lens: final norm + unembedding applied to each layer's residual.
+
+    ``top_ids``/``top_probs``: ``[layer, pos, k]``. ``target_prob``: ``[layer, pos]``,
+    the probability given at each layer to the token the full model predicts at
+    that position (the final layer's top-1).
+    """
+
+    top_ids: np.ndarray
+    top_probs: np.ndarray
+    target_prob: np.ndarray
+
+
+@dataclass
+class Trace:
+    """One prompt's forward pass: prediction, attention and component summaries."""
+
+    model: ModelInfo
+    prompt: str
+    token_ids: list[int]
+    tokens: list[str]  # readable text per token (no raw BPE markers)
+    position: int  # prediction position (non-negative) the top-k refers to
+    top_k: list[TokenScore]  # candidates at `position`, best first
+    expected_attention: dict[int, list[int]] = field(default_factory=dict)  # query pos -> key pos, non-negative
+    capture: dict = field(default_factory=dict)  # the capture settings (plan + threshold)
+    layers: list[int] = field(default_factory=list)  # model layers present on axis 0 of layered arrays
+    heads: list[int] = field(default_factory=list)  # heads present in `attention_heads`
+    attention: np.ndarray | None = None  # [layer, q_pos, k_pos], summed over all heads
+    attention_heads: np.ndarray | None = None  # [layer, head, q_pos, k_pos]
+    entropy: np.ndarray | None = None  # [layer, n_heads, q_pos]: entropy (nats) of each attention row
+    components: dict[str, ComponentData] = field(default_factory=dict)
+    lens: LogitLens | None = None
+    attention_mass: np.ndarray | None = None  # [k_pos]: exact mass at `position`, summed over layers and heads
+    version: str = ""
+    created: str = ""
+
+    @property
+    def predicted_token(self) -> int:
+        return self.top_k[0].token_id
+
+    @property
+    def predicted_text(self) -> str:
+        return self.top_k[0].text
+
+    @property
+    def confidence(self) -> float:
+        return self.top_k[0].prob
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.token_ids)
+
+    def save(self, path, threshold: float | None = None) -> None:
+        """Write the trace as JSONL (atomically); see docs/trace-format.md."""
+        from lmxray.trace.writer import write_trace
+
+        write_trace(self, path, threshold=threshold)
+
+    def _repr_html_(self) -> str:  # Jupyter summary; the full report comes later
+        rows = "".join(
+            f"<tr><td>{s.text!r}</td><td>{s.prob:.4f}</td></tr>" for s in self.top_k
+        )
+        return (
+            f"<b>lmxray trace</b> of <code>{self.model.name}</code>: "
+            f"{self.prompt!r} → <b>{self.predicted_text!r}</b> ({self.confidence:.3f})"
+            f"<table><tr><th>token</th><th>prob</th></tr>{rows}</table>"
+        )
