@@ -1,0 +1,18 @@
+"""GPT-NeoX / Pythia: parallel attention + MLP, partial rotary, LayerNorm with biases."""
+
+from lmxray.models.adapters.base import ArchSpec
+
+SPEC = ArchSpec(
+    family="gpt_neox",
+    model_types=("gpt_neox",),
+    layers="gpt_neox.layers",
+    final_norm="gpt_neox.final_layer_norm",
+    unembed="lm_head",
+    attention="attention",
+    attn_contribution="attention",
+    mlp_contribution="mlp",
+    mlp_down="mlp.dense_4h_to_h",
+    norm_kind="layer",
+    mlp_kind="plain",
+    parallel_residual=True,
+)

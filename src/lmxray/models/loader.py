@@ -1,0 +1,97 @@
+"""load(spec): resolve a model spec, load it (or its random-init twin) with lmxray's attention function."""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+import torch
+
+from lmxray.capture.attention import register
+from lmxray.errors import LmxrayError
+from lmxray.models.adapters import adapter_for
+from lmxray.models.model import Model
+from lmxray.trace.types import ModelInfo
+
+RANDOM_PREFIX = "random:"
+DEFAULT_MODEL = "smollm2"
+
+
+def load(spec: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto", init: str = "pretrained",
+         seed: int = 0, progress: Callable[[str], None] | None = None) -> Model:
+    """Load a model from a spec: a built-in alias, a .gguf file, an HF directory or a cached hub id.
+
+    ``random:SPEC`` (or ``init="random"``) keeps SPEC's config and tokenizer but
+    initialises fresh weights with ``seed``: the untrained baseline.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from lmxray.models.sources import resolve
+
+    if spec.startswith(RANDOM_PREFIX):
+        spec, init = spec[len(RANDOM_PREFIX):], "random"
+    if init not in ("pretrained", "random"):
+        raise LmxrayError(f"unknown init '{init}'", "use --init pretrained or --init random")
+    torch_device = pick_device(device)
+    torch_dtype = pick_dtype(dtype, torch_device)
+    resolved = resolve(spec, progress=progress)
+    config = AutoConfig.from_pretrained(resolved.path, trust_remote_code=False)
+    arch = adapter_for(config.model_type)
+    attn = register()
+    if init == "random":
+        torch.manual_seed(seed)
+        config._attn_implementation = attn
+        hf = AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
+    else:
+        hf = AutoModelForCausalLM.from_pretrained(
+            resolved.path, dtype=torch_dtype, attn_implementation=attn, trust_remote_code=False, use_safetensors=True
+        )
+    hf = hf.to(torch_device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(resolved.path, trust_remote_code=False)
+    name = resolved.name if init == "pretrained" else f"{RANDOM_PREFIX}{resolved.name}@seed{seed}"
+    source = resolved.source if init == "pretrained" else "random"
+    return Model(hf, tokenizer, arch, model_info(hf.config, name, source, resolved.sha256, torch_dtype))
+
+
+def from_hf(hf_model: torch.nn.Module, tokenizer, name: str = "in-memory") -> Model:
+    """Wrap an already-built HF causal LM (e.g. a tiny random model in a test) for tracing."""
+    arch = adapter_for(hf_model.config.model_type)
+    hf_model.set_attn_implementation(register())
+    dtype = next(hf_model.parameters()).dtype
+    return Model(hf_model.eval(), tokenizer, arch, model_info(hf_model.config, name, "in-memory", None, dtype))
+
+
+def model_info(config, name: str, source: str, sha256: str | None, dtype: torch.dtype) -> ModelInfo:
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    n_heads = text.num_attention_heads
+    return ModelInfo(
+        name=name, source=source, sha256=sha256, architecture=text.model_type,
+        n_layers=text.num_hidden_layers, n_heads=n_heads,
+        n_kv_heads=getattr(text, "num_key_value_heads", None) or n_heads,
+        d_model=text.hidden_size, vocab_size=text.vocab_size, dtype=str(dtype).removeprefix("torch."),
+    )
+
+
+def pick_device(device: str) -> torch.device:
+    """``auto`` picks CUDA when present; asking for CUDA without one is a user error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise LmxrayError("CUDA was asked for but no CUDA device is available", "use --device cpu or --device auto")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise LmxrayError(f"unknown device '{device}'", "use auto, cpu or cuda[:N]") from None
+
+
+def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:
+    """``auto`` is bf16 on CUDA and fp32 on CPU."""
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+             "float16": torch.float16, "fp16": torch.float16}
+    if dtype not in table:
+        raise LmxrayError(f"unknown dtype '{dtype}'", f"use auto or one of {', '.join(table)}")
+    return table[dtype]
+
