@@ -57,7 +57,9 @@ def capture_batch(model, batch: Batch, plan: CapturePlan, positions: list[list[i
     hf = model.hf
     layers = plan.resolve_layers(model.info.n_layers)
     heads = plan.resolve_heads(model.info.n_heads)
-    kept = torch.tensor([[pad + p for p in pos] for pad, pos in zip(batch.pads, positions)], device=batch.input_ids.device)
+    width = max(len(pos) for pos in positions)  # prompts keep different row counts: pad with -1 (never matched)
+    kept = torch.tensor([[pad + p for p in pos] + [-1] * (width - len(pos)) for pad, pos in zip(batch.pads, positions)],
+                        device=batch.input_ids.device)
     recorder = Recorder(hf, model.spec, plan, layers, heads, kept, batch.input_ids.shape[1])
     with recorder.hooks():
         out = hf(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
@@ -110,7 +112,9 @@ def build_traces(model, prompts: list[str], ids: list[list[int]], batch: Batch, 
         p = positions[b]
         vals, top = final_logp[b, pad + p].topk(plan.top_k)
         top_k = [TokenScore(int(i), model.token_text(int(i)), float(v.exp())) for v, i in zip(vals, top)]
-        kept_real = (recorder.kept_rows[b] - pad).cpu().numpy()
+        kept_rows = recorder.kept_rows[b]
+        valid = kept_rows >= 0
+        kept_real = (kept_rows[valid] - pad).cpu().numpy()
         trace = Trace(
             model=model.info, prompt=prompt, token_ids=list(token_ids), tokens=model.token_texts(token_ids),
             position=p, top_k=top_k, expected_attention=expected[b], capture=plan.to_dict(),
@@ -118,13 +122,13 @@ def build_traces(model, prompts: list[str], ids: list[list[int]], batch: Batch, 
             version=__version__, created=created,
         )
         if recorder.attention is not None:
-            trace.attention = _place_rows(recorder.attention[b, ..., pad:], kept_real, n, axis=1)
+            trace.attention = _place_rows(recorder.attention[b][:, valid, pad:], kept_real, n, axis=1)
             if p in set(kept_real.tolist()):
                 trace.attention_mass = trace.attention[:, p, :].sum(0)
         if recorder.attention_heads is not None:
-            trace.attention_heads = _place_rows(recorder.attention_heads[b, ..., pad:], kept_real, n, axis=2)
+            trace.attention_heads = _place_rows(recorder.attention_heads[b][:, :, valid, pad:], kept_real, n, axis=2)
         if recorder.entropy is not None:
-            trace.entropy = _place_rows(recorder.entropy[b, ..., None], kept_real, n, axis=2, fill=np.nan)[..., 0]
+            trace.entropy = _place_rows(recorder.entropy[b][:, :, valid, None], kept_real, n, axis=2, fill=np.nan)[..., 0]
         for name, (norm, values) in recorder.summaries.items():
             trace.components[name] = ComponentData(
                 norm=norm[b, :, pad:].cpu().numpy(),

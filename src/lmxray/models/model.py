@@ -76,8 +76,6 @@ class Model:
         predict = [resolve_position(position, len(x)) for x in ids]
         expected = [resolve_expected(expect or {}, len(x)) for x in ids]
         kept = [_kept_positions(plan, len(x), p) for x, p in zip(ids, predict)]
-        if len({len(k) for k in kept}) != 1:
-            raise LmxrayError("explicit --positions need prompts of one length in a batch", "trace them one at a time")
         pad_id = self.tokenizer.pad_token_id
         pad_id = pad_id if pad_id is not None else (self.tokenizer.eos_token_id or 0)
         batch = Batch.from_ids(ids, pad_id, self.device)

@@ -1,0 +1,124 @@
+"""Capture parity on tiny random models of every family: eager attention, untraced logits, residual bookkeeping."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from lmxray.capture.plan import CapturePlan
+from lmxray.models.loader import from_hf
+from tiny_models import FAMILIES, BosTokenizer, tiny_model
+
+PROB_TOL = 1e-5  # captured fp32 probabilities vs eager output_attentions
+LOGIT_TOL = 1e-6  # logits with capture vs without, fp32
+BATCH_TOL = 1e-5  # a left-padded batch vs the single-prompt run
+BOOK_TOL = 1e-5  # resid_out - (resid_in + attention_output + mlp_output)
+
+PROMPTS = ["hello world, this is a test", "short one", "the quick brown fox jumps"]
+FULL = CapturePlan(per_head=True, n_values=None)
+
+
+def _drift(a, b) -> float:
+    return float(np.max(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))))
+
+
+@pytest.fixture(scope="module", params=sorted(FAMILIES))
+def family_models(request):
+    """(family, lmxray Model, eager reference model with the same weights)."""
+    base = tiny_model(request.param)
+    eager = copy.deepcopy(base)
+    return request.param, from_hf(base, BosTokenizer(), request.param), eager
+
+
+def _eager(eager_model, model, prompt):
+    ids = torch.tensor([model.encode(prompt)])
+    with torch.no_grad():
+        out = eager_model(ids, output_attentions=True)
+    return torch.stack(out.attentions)[:, 0].numpy(), out.logits[0].numpy()  # [layer, head, q, k], [pos, vocab]
+
+
+def test_probabilities_match_eager(family_models):
+    family, model, eager_model = family_models
+    for prompt in PROMPTS:
+        trace = model.trace(prompt, plan=FULL)
+        ref_attn, _ = _eager(eager_model, model, prompt)
+        drift = _drift(trace.attention_heads, ref_attn)
+        assert drift <= PROB_TOL, f"{family}: per-head probabilities drift {drift:.3e} from eager (tol {PROB_TOL})"
+        drift = _drift(trace.attention, ref_attn.sum(1))
+        assert drift <= PROB_TOL * 4, f"{family}: head-summed map drifts {drift:.3e} from eager"
+        rows = trace.attention_heads.sum(-1)
+        assert _drift(rows, np.ones_like(rows)) <= PROB_TOL, f"{family}: attention rows do not sum to 1"
+
+
+def test_logits_unchanged_by_capture(family_models):
+    family, model, eager_model = family_models
+    prompt = PROMPTS[0]
+    untraced = model.logits(prompt).numpy()
+    trace = model.trace(prompt, plan=FULL)
+    # the lens at the last layer is the model's own final norm + unembedding: it must give the untraced logits
+    final_logp = torch.log_softmax(torch.tensor(untraced), -1).numpy()
+    drift = _drift(np.log(trace.lens.target_prob[-1]), final_logp.max(-1))
+    assert drift <= LOGIT_TOL * 10, f"{family}: final-layer lens drifts {drift:.3e} from the untraced logits"
+    top = trace.top_k[0]
+    assert top.token_id == int(untraced[-1].argmax()), f"{family}: traced top-1 differs from untraced"
+    assert abs(top.prob - float(np.exp(final_logp[-1].max()))) <= LOGIT_TOL
+    _, eager_logits = _eager(eager_model, model, prompt)
+    drift = _drift(untraced, eager_logits)
+    assert drift <= PROB_TOL, f"{family}: lmxray's attention path drifts {drift:.3e} from eager logits"
+
+
+def test_traced_forward_logits_equal_untraced(family_models):
+    family, model, _ = family_models
+    from lmxray.capture.run import Batch, capture_batch
+
+    ids = model.encode(PROMPTS[0])
+    batch = Batch.from_ids([ids], 0, model.device)
+    _, traced = capture_batch(model, batch, FULL, [list(range(len(ids)))])
+    drift = _drift(traced[0], model.logits(PROMPTS[0]))
+    assert drift <= LOGIT_TOL, f"{family}: logits with capture drift {drift:.3e} from without (tol {LOGIT_TOL})"
+
+
+def test_residual_bookkeeping(family_models):
+    family, model, _ = family_models
+    trace = model.trace(PROMPTS[0], plan=FULL)
+    c = trace.components
+    resid_out = c["residual"].values
+    resid_in = np.concatenate([c["input_embedding"].values, resid_out[:-1]])
+    drift = _drift(resid_in + c["attention_output"].values + c["mlp_output"].values, resid_out)
+    assert drift <= BOOK_TOL, f"{family}: resid_out != resid_in + attn + mlp, drift {drift:.3e}"
+    norm_drift = _drift(np.linalg.norm(resid_out, axis=-1), c["residual"].norm)
+    assert norm_drift <= BOOK_TOL, f"{family}: residual norm drifts {norm_drift:.3e}"
+
+
+def test_batched_equals_single(family_models):
+    family, model, _ = family_models
+    batched = model.trace(PROMPTS, plan=FULL)
+    for prompt, got in zip(PROMPTS, batched):
+        single = model.trace(prompt, plan=FULL)
+        assert got.token_ids == single.token_ids
+        for name, a, b in [("attention_heads", got.attention_heads, single.attention_heads),
+                           ("residual", got.components["residual"].values, single.components["residual"].values),
+                           ("query", got.components["query"].values, single.components["query"].values),
+                           ("lens", got.lens.target_prob, single.lens.target_prob)]:
+            drift = _drift(a, b)
+            assert drift <= BATCH_TOL, f"{family}: batched {name} drifts {drift:.3e} for {prompt!r} (tol {BATCH_TOL})"
+        assert abs(got.confidence - single.confidence) <= BATCH_TOL
+
+
+def test_plan_bounds_what_is_kept(family_models):
+    family, model, _ = family_models
+    n_layers = model.info.n_layers
+    plan = CapturePlan(layers=(0, -1), positions=(-1,), components=("residual",), n_values=2, lens=False)
+    trace = model.trace(PROMPTS[0], plan=plan)
+    assert trace.layers == [0, n_layers - 1]
+    assert trace.attention.shape[0] == 2 and trace.attention_heads is None
+    kept_rows = np.flatnonzero(trace.attention.sum((0, 2)))
+    assert kept_rows.tolist() == [trace.n_tokens - 1], f"{family}: rows kept {kept_rows}"
+    assert set(trace.components) == {"residual"} and trace.components["residual"].values.shape[-1] == 2
+    assert trace.lens is None
+    full = model.trace(PROMPTS[0], plan=FULL)
+    drift = _drift(trace.attention[:, -1], full.attention[[0, -1], -1])
+    assert drift <= PROB_TOL, f"{family}: a restricted plan changes the kept row by {drift:.3e}"
