@@ -109,10 +109,10 @@ def compare(
 def models(as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
     """List built-in model aliases, supported architectures and the cache location."""
     from lmxray.models.adapters import ADAPTERS
-    from lmxray.models.builtin import BUILTINS
+    from lmxray.models.builtin import BUILTINS, is_installed
     from lmxray.models.gguf_cache import cache_dir
 
-    data = render_text.models_data(BUILTINS, ADAPTERS, cache_dir())
+    data = render_text.models_data(BUILTINS, is_installed, ADAPTERS, cache_dir())
     if as_json:
         out.print_json(data=data)
     else:

@@ -85,13 +85,13 @@ def trace_json(trace: Trace, rows: list[ConvergenceRow], summary: Summary, path:
 
 def print_compare(out: Console, name_a: str, name_b: str, a: Trace, b: Trace, rows) -> None:
     table = Table(title="comparison at the prediction position", title_justify="left")
-    table.add_column("metric")
-    table.add_column(f"A: {name_a}", justify="right")
-    table.add_column(f"B: {name_b}", justify="right")
+    table.add_column("metric", no_wrap=True)
+    table.add_column("A", justify="right")
+    table.add_column("B", justify="right")
     for label, va, vb in rows:
         table.add_row(label, _fmt(va), _fmt(vb))
-    out.print(f"A: {show(a.prompt)} -> {show(a.predicted_text)}")
-    out.print(f"B: {show(b.prompt)} -> {show(b.predicted_text)}")
+    out.print(f"A: {name_a}: {show(a.prompt)} -> {show(a.predicted_text)}", soft_wrap=True)
+    out.print(f"B: {name_b}: {show(b.prompt)} -> {show(b.predicted_text)}", soft_wrap=True)
     out.print(table)
 
 
@@ -105,9 +105,10 @@ def _fmt(value) -> str:
     return str(value)
 
 
-def models_data(builtins: dict, adapters, cache: Path) -> dict:
+def models_data(builtins: dict, installed, adapters, cache: Path) -> dict:
     return {
-        "builtin": [{"alias": k, "description": v} for k, v in builtins.items()],
+        "builtin": [{"alias": alias, "description": b.description, "install": b.install, "installed": installed(alias)}
+                    for alias, b in builtins.items()],
         "architectures": [{"family": a.family, "model_types": list(a.model_types), "norm": a.norm_kind,
                            "mlp": a.mlp_kind, "parallel_residual": a.parallel_residual, "post_norms": a.post_norms}
                           for a in adapters],
@@ -119,8 +120,9 @@ def print_models(out: Console, data: dict) -> None:
     table = Table(title="built-in models", title_justify="left")
     table.add_column("alias")
     table.add_column("description")
+    table.add_column("installed")
     for row in data["builtin"]:
-        table.add_row(row["alias"], row["description"])
+        table.add_row(row["alias"], row["description"], "yes" if row["installed"] else f"no: {row['install']}")
     out.print(table)
     arch = Table(title="supported architectures", title_justify="left")
     for name in ("family", "model_types", "norm", "mlp", "notes"):

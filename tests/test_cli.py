@@ -1,0 +1,181 @@
+"""The CLI as a user sees it: output, files written, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from lmxray.cli import main
+from tiny_models import tiny_model, tiny_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    """A tiny llama saved as an HF directory (config + safetensors + tokenizer)."""
+    path = tmp_path_factory.mktemp("tiny-llama")
+    tiny_model("llama").save_pretrained(path)
+    tiny_tokenizer().save_pretrained(path)
+    return path
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_user_error(capsys, args, *words, out_file=None):
+    """Exit code 2, one line on stderr naming the problem, no traceback, no output file."""
+    code, _, err = run(capsys, *args)
+    assert code == 2, f"exit code {code}, stderr: {err}"
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), f"expected one error line, got: {err!r}"
+    assert "Traceback" not in err
+    for word in words:
+        assert word.lower() in lines[0].lower(), f"{word!r} not in {lines[0]!r}"
+    if out_file is not None:
+        assert not out_file.exists(), f"{out_file} was written despite the error"
+        assert not list(out_file.parent.glob(out_file.name + "*")), "a temporary file was left behind"
+
+
+def test_trace_writes_file_and_prints_tables(capsys, tiny_dir, tmp_path):
+    out = tmp_path / "t.jsonl"
+    code, stdout, _ = run(capsys, "trace", "hello world", "--model", tiny_dir, "--expect", '{"-1": [0, 2]}',
+                          "--out", out, "--per-head")
+    assert code == 0
+    for text in ("top-k candidates", "convergence at position 10", "expected", "unexpected", "first-position sink mass"):
+        assert text in stdout, f"{text!r} missing from the trace output"
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert records[0]["record"] == "meta" and records[0]["prompt"] == "hello world"
+    assert any(r["record"] == "edge" and "head_id" in r for r in records)
+
+
+def test_trace_json_matches_library(capsys, tiny_dir):
+    import lmxray
+    from lmxray.analysis.convergence import summarize
+
+    code, stdout, _ = run(capsys, "trace", "hello world", "--model", tiny_dir, "--json", "--top-k", "3")
+    assert code == 0
+    data = json.loads(stdout)
+    ref = lmxray.load(str(tiny_dir)).trace("hello world", plan=lmxray.CapturePlan(top_k=3))
+    assert [c["token_id"] for c in data["top_k"]] == [s.token_id for s in ref.top_k]
+    assert abs(data["confidence"] - ref.confidence) <= 1e-6
+    mass = sum(row["mass"] for row in data["convergence"])
+    n_layers, n_heads = ref.model.n_layers, ref.model.n_heads
+    assert abs(mass - n_layers * n_heads) <= 1e-3, f"total mass {mass} != layers x heads {n_layers * n_heads}"
+    assert data["summary"]["entropy_bits"] == pytest.approx(summarize(ref).entropy_bits, abs=1e-9)
+
+
+def test_compare_prints_side_by_side(capsys, tiny_dir, tmp_path):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    assert run(capsys, "trace", "abc abc", "--model", tiny_dir, "--expect", '{"-1": [0]}', "--out", a)[0] == 0
+    assert run(capsys, "trace", "xyz", "--model", tiny_dir, "--expect", '{"-1": [1]}', "--out", b)[0] == 0
+    code, stdout, _ = run(capsys, "compare", a, b)
+    assert code == 0
+    for text in ("first-position sink mass", "active positions", "unexpected positions > 0.1",
+                 "attention entropy", "confidence"):
+        assert text in stdout
+    code, stdout, _ = run(capsys, "compare", a, b, "--json")
+    metrics = {m["metric"]: (m["a"], m["b"]) for m in json.loads(stdout)["metrics"]}
+    assert metrics["active positions"][0] <= 8 and metrics["active positions"][1] <= 4
+
+
+def test_models_lists_aliases_and_architectures(capsys):
+    code, stdout, _ = run(capsys, "models", "--json")
+    assert code == 0
+    data = json.loads(stdout)
+    assert "smollm2" in [b["alias"] for b in data["builtin"]]
+    types = {t for a in data["architectures"] for t in a["model_types"]}
+    assert {"llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3_text", "gpt2", "gpt_neox", "phi3"} <= types
+
+
+# -- bad input: one line, exit 2, no traceback, no file --------------------------------
+
+
+def test_missing_model_path(capsys, tmp_path):
+    out = tmp_path / "x.jsonl"
+    assert_user_error(capsys, ["trace", "hi", "--model", tmp_path / "nope.gguf", "--out", out], "not found", out_file=out)
+
+
+def test_file_that_is_not_gguf(capsys, tmp_path):
+    fake = tmp_path / "fake.gguf"
+    fake.write_text("this is not a model\n" * 10)
+    out = tmp_path / "x.jsonl"
+    assert_user_error(capsys, ["trace", "hi", "--model", fake, "--out", out], "not a GGUF", out_file=out)
+
+
+def test_truncated_gguf(capsys, tmp_path):
+    from gguf_fixture import write_tiny_llama_gguf
+
+    path = tmp_path / "tiny.gguf"
+    write_tiny_llama_gguf(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "x.jsonl"
+    assert_user_error(capsys, ["trace", "hi", "--model", path, "--out", out], "truncated", out_file=out)
+
+
+def test_unsupported_architecture(capsys, tmp_path):
+    import transformers
+
+    config = transformers.OPTConfig(vocab_size=99, hidden_size=16, ffn_dim=32, num_hidden_layers=1,
+                                    num_attention_heads=2, word_embed_proj_dim=16)
+    transformers.OPTForCausalLM(config).save_pretrained(tmp_path / "opt")
+    tiny_tokenizer().save_pretrained(tmp_path / "opt")
+    assert_user_error(capsys, ["trace", "hi", "--model", tmp_path / "opt"], "unsupported architecture 'opt'", "llama")
+
+
+def test_hub_id_not_cached(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert_user_error(capsys, ["trace", "hi", "--model", "no-such-org/no-such-model"], "cache")
+
+
+def test_empty_prompt(capsys, tiny_dir, tmp_path):
+    out = tmp_path / "x.jsonl"
+    assert_user_error(capsys, ["trace", "", "--model", tiny_dir, "--out", out], "empty", out_file=out)
+
+
+def test_prompt_longer_than_context(capsys, tiny_dir, tmp_path):
+    out = tmp_path / "x.jsonl"
+    assert_user_error(capsys, ["trace", "x" * 100, "--model", tiny_dir, "--out", out], "longer than", out_file=out)
+
+
+@pytest.mark.parametrize("expect, word", [("{-1: [0]}", "not valid JSON"), ("[0, 1]", "JSON object"),
+                                          ('{"-1": [0, 40]}', "out of range"), ('{"30": [0]}', "out of range")])
+def test_bad_expect(capsys, tiny_dir, tmp_path, expect, word):
+    out = tmp_path / "x.jsonl"
+    assert_user_error(capsys, ["trace", "hello", "--model", tiny_dir, "--expect", expect, "--out", out], word,
+                      out_file=out)
+
+
+def test_position_out_of_range(capsys, tiny_dir):
+    assert_user_error(capsys, ["trace", "hello", "--model", tiny_dir, "--position", "9"], "out of range")
+
+
+def test_invalid_trace_given_to_compare(capsys, tmp_path):
+    good = tmp_path / "good.jsonl"
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"record": "meta", "schema": "lmxray.trace/1"}\n{"record": "edge", "weight": "heavy"}\n')
+    good.write_text(bad.read_text())
+    assert_user_error(capsys, ["compare", good, bad], f"{good}:")
+    assert_user_error(capsys, ["compare", tmp_path / "missing.jsonl", bad], "missing.jsonl")
+
+
+def test_output_path_cannot_be_written(capsys, tiny_dir, tmp_path):
+    out = tmp_path / "no-such-dir" / "x.jsonl"
+    assert_user_error(capsys, ["trace", "hello", "--model", tiny_dir, "--out", out], "cannot write")
+    assert not out.parent.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_asked_but_absent(capsys, tiny_dir):
+    assert_user_error(capsys, ["trace", "hello", "--model", tiny_dir, "--device", "cuda"], "CUDA")
+
+
+def test_debug_shows_the_traceback(tiny_dir):
+    from lmxray.errors import LmxrayError
+
+    with pytest.raises(LmxrayError):
+        main(["trace", "", "--model", str(tiny_dir), "--debug"])
