@@ -125,12 +125,13 @@ class Trace:
 
         write_trace(self, path, threshold=threshold)
 
-    def _repr_html_(self) -> str:  # Jupyter summary; the full report comes later
-        rows = "".join(
-            f"<tr><td>{s.text!r}</td><td>{s.prob:.4f}</td></tr>" for s in self.top_k
-        )
+    def _repr_html_(self) -> str:
+        """A short Jupyter summary: model, prompt, prediction and top-k."""
+        from html import escape
+
+        rows = "".join(f"<tr><td>{escape(repr(s.text))}</td><td>{s.prob:.4f}</td></tr>" for s in self.top_k)
         return (
-            f"<b>lmxray trace</b> of <code>{self.model.name}</code>: "
-            f"{self.prompt!r} → <b>{self.predicted_text!r}</b> ({self.confidence:.3f})"
+            f"<b>lmxray trace</b> of <code>{escape(self.model.name)}</code>: "
+            f"{escape(repr(self.prompt))} → <b>{escape(repr(self.predicted_text))}</b> ({self.confidence:.4f})"
             f"<table><tr><th>token</th><th>prob</th></tr>{rows}</table>"
         )
