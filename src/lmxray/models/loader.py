@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from typing import Callable
 
 import torch
@@ -39,22 +40,35 @@ def load(spec: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto"
     torch_device = pick_device(device)
     torch_dtype = pick_dtype(dtype, torch_device)
     resolved = resolve(spec, progress=progress)
-    config = AutoConfig.from_pretrained(resolved.path, trust_remote_code=False)
+    with _load_errors(resolved.path):
+        config = AutoConfig.from_pretrained(resolved.path, trust_remote_code=False)
     arch = adapter_for(config.model_type)
     attn = register()
-    if init == "random":
-        torch.manual_seed(seed)
-        config._attn_implementation = attn
-        hf = AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
-    else:
-        hf = AutoModelForCausalLM.from_pretrained(
-            resolved.path, dtype=torch_dtype, attn_implementation=attn, trust_remote_code=False, use_safetensors=True
-        )
+    with _load_errors(resolved.path):
+        if init == "random":
+            torch.manual_seed(seed)
+            config._attn_implementation = attn
+            hf = AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
+        else:
+            hf = AutoModelForCausalLM.from_pretrained(
+                resolved.path, dtype=torch_dtype, attn_implementation=attn, trust_remote_code=False,
+                use_safetensors=True,
+            )
+        tokenizer = AutoTokenizer.from_pretrained(resolved.path, trust_remote_code=False)
     hf = hf.to(torch_device).eval()
-    tokenizer = AutoTokenizer.from_pretrained(resolved.path, trust_remote_code=False)
     name = resolved.name if init == "pretrained" else f"{RANDOM_PREFIX}{resolved.name}@seed{seed}"
     source = resolved.source if init == "pretrained" else "random"
     return Model(hf, tokenizer, arch, model_info(hf.config, name, source, resolved.sha256, torch_dtype))
+
+
+@contextmanager
+def _load_errors(path):
+    """Turn transformers' loading failures (bad config, corrupt weights) into one-line user errors."""
+    try:
+        yield
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise LmxrayError(f"cannot load the model in {path}: {reason}", "check that its files are complete") from e
 
 
 def from_hf(hf_model: torch.nn.Module, tokenizer, name: str = "in-memory") -> Model:
