@@ -1,0 +1,296 @@
+"""Write a Trace as JSONL ("lmxray.trace/1"): one meta line, then node lines, then edge lines.
+
+The file appears atomically (temp file in the same directory, fsync, rename), so a
+failed write never leaves a half-written trace behind. See docs/trace-format.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from lmxray.capture.plan import DEFAULT_THRESHOLD
+from lmxray.errors import LmxrayError
+from lmxray.trace.types import COMPONENTS, PER_HEAD_COMPONENTS, SCHEMA, Trace
+
+SIGNIFICANT_DIGITS = 7  # floats are written with this many significant digits
+
+
+def round_float(x) -> float | None:
+    """``x`` rounded to SIGNIFICANT_DIGITS significant digits; None when not finite (never NaN in JSON)."""
+    x = float(x)
+    if not math.isfinite(x):
+        return None
+    return float(f"{x:.{SIGNIFICANT_DIGITS}g}")
+
+
+def round_list(a) -> list:
+    """A (nested) array as nested lists of rounded floats, None where not finite."""
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim == 0:
+        return round_float(a)
+    if a.ndim == 1:
+        return [round_float(x) for x in a.tolist()]
+    return [round_list(row) for row in a]
+
+
+def resolve_threshold(trace: Trace, threshold: float | None) -> float:
+    """The edge threshold to use: the argument, else the capture plan's, else DEFAULT_THRESHOLD."""
+    if threshold is None:
+        threshold = trace.capture.get("threshold", DEFAULT_THRESHOLD)
+    try:
+        threshold = float(threshold)
+    except (TypeError, ValueError):
+        raise LmxrayError(f"threshold must be a number, got {threshold!r}", "pass e.g. --threshold 0.01") from None
+    if not math.isfinite(threshold) or threshold < 0:
+        raise LmxrayError(f"threshold must be a finite number >= 0, got {threshold}", "pass e.g. --threshold 0.01")
+    return threshold
+
+
+def _jsonable(obj):
+    """Tuples, numpy scalars and arrays turned into plain JSON values (for the capture dict)."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float):
+        return round_float(obj)
+    return obj
+
+
+def _nonneg(p: int, n: int) -> int:
+    return p + n if p < 0 else p
+
+
+def _positions_axis(trace: Trace, size: int, what: str) -> list[int]:
+    """Real token positions along a position axis of ``size`` entries (all T, or the captured ones)."""
+    t = trace.n_tokens
+    if size == t:
+        return list(range(t))
+    wanted = trace.capture.get("positions")
+    if wanted is not None:
+        resolved = sorted({_nonneg(int(p), t) for p in wanted})
+        if len(resolved) == size:
+            return resolved
+    raise LmxrayError(
+        f"cannot write {what}: its position axis has {size} entries but the prompt has {t} tokens",
+        "store component and lens arrays over all positions (NaN where not captured)",
+    )
+
+
+def _meta(trace: Trace, threshold: float) -> dict:
+    t = trace.n_tokens
+    m = trace.model
+    import lmxray
+
+    return {
+        "record": "meta",
+        "schema": SCHEMA,
+        "model": {
+            "name": m.name, "source": m.source, "sha256": m.sha256, "architecture": m.architecture,
+            "n_layers": int(m.n_layers), "n_heads": int(m.n_heads), "n_kv_heads": int(m.n_kv_heads),
+            "d_model": int(m.d_model), "vocab_size": int(m.vocab_size), "dtype": m.dtype,
+        },
+        "prompt": trace.prompt,
+        "token_ids": [int(i) for i in trace.token_ids],
+        "tokens": list(trace.tokens),
+        "position": _nonneg(int(trace.position), t),
+        "predicted_token": int(trace.predicted_token),
+        "predicted_text": trace.predicted_text,
+        "confidence": round_float(trace.confidence),
+        "top_k": [
+            {"token_id": int(s.token_id), "text": s.text, "prob": round_float(s.prob)} for s in trace.top_k
+        ],
+        "expected_attention": {
+            str(_nonneg(int(q), t)): [_nonneg(int(k), t) for k in ks]
+            for q, ks in sorted(trace.expected_attention.items())
+        },
+        "capture": _jsonable(trace.capture),
+        "threshold": threshold,
+        "layers": [int(x) for x in trace.layers],
+        "heads": [int(x) for x in trace.heads],
+        "attention_mass": None if trace.attention_mass is None else round_list(trace.attention_mass),
+        "entropy": None if trace.entropy is None else round_list(trace.entropy),
+        "lmxray_version": trace.version or lmxray.__version__,
+        "created": trace.created or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _component_nodes(trace: Trace, name: str) -> Iterator[dict]:
+    data = trace.components[name]
+    norm = np.asarray(data.norm)
+    values = None if data.values is None else np.asarray(data.values)
+    if values is not None and values.shape[-1] == 0:
+        values = None
+    per_head = name in PER_HEAD_COMPONENTS
+    if norm.ndim != (3 if per_head else 2):
+        raise LmxrayError(
+            f"cannot write component {name!r}: norm has shape {norm.shape}",
+            "expected [layer, pos, head] for query/key/value and [layer, pos] otherwise",
+        )
+    layers = [0] if name == "input_embedding" else [int(x) for x in trace.layers]
+    if norm.shape[0] != len(layers):
+        raise LmxrayError(
+            f"cannot write component {name!r}: {norm.shape[0]} layers on axis 0 but trace.layers has {len(layers)}",
+            "keep the layer axis in step with trace.layers (size 1 for input_embedding)",
+        )
+    positions = _positions_axis(trace, norm.shape[1], f"component {name!r}")
+    token_ids = trace.token_ids
+    for li, layer in enumerate(layers):
+        for pi, pos in enumerate(positions):
+            heads = range(norm.shape[2]) if per_head else (None,)
+            for h in heads:
+                idx = (li, pi) if h is None else (li, pi, h)
+                n = round_float(norm[idx])
+                if n is None:  # not captured here
+                    continue
+                rec = {"record": "node", "component": name, "layer": layer, "position": pos,
+                       "token_id": int(token_ids[pos])}
+                if h is not None:
+                    rec["head_id"] = h
+                rec["norm"] = n
+                if values is not None:
+                    rec["values"] = round_list(values[idx])
+                yield rec
+
+
+def _lens_nodes(trace: Trace) -> Iterator[dict]:
+    lens = trace.lens
+    top_ids = np.asarray(lens.top_ids)
+    top_probs = np.asarray(lens.top_probs)
+    target = np.asarray(lens.target_prob)
+    positions = _positions_axis(trace, top_ids.shape[1], "the logit lens")
+    for li, layer in enumerate(trace.layers):
+        for pi, pos in enumerate(positions):
+            scores = [
+                {"token_id": int(i), "prob": p}
+                for i, p in zip(top_ids[li, pi].tolist(), (round_float(x) for x in top_probs[li, pi]))
+                if i >= 0 and p is not None
+            ]
+            tp = round_float(target[li, pi])
+            if not scores and tp is None:  # not captured here
+                continue
+            yield {"record": "node", "component": "logits", "layer": int(layer), "position": pos,
+                   "token_id": int(trace.token_ids[pos]), "top_k": scores, "target_prob": tp}
+
+
+def _edges(trace: Trace, threshold: float) -> Iterator[dict]:
+    tok = trace.token_ids
+
+    def edge(layer, q, k, w, head=None) -> dict:
+        rec = {"record": "edge", "kind": "attention", "src_component": "query", "src_layer": layer,
+               "src_position": q, "src_token_id": int(tok[q]), "dst_component": "value",
+               "dst_layer": layer, "dst_position": k, "dst_token_id": int(tok[k]), "weight": round_float(w)}
+        if head is not None:
+            rec["head_id"] = head
+        return rec
+
+    def keep(a: np.ndarray) -> np.ndarray:  # written: finite weight >= threshold and > 0
+        with np.errstate(invalid="ignore"):
+            return np.isfinite(a) & (a >= threshold) & (a > 0)
+
+    if trace.attention is not None:
+        for li, layer in enumerate(trace.layers):
+            a = np.asarray(trace.attention[li])
+            for q, k in zip(*np.nonzero(keep(a))):
+                yield edge(int(layer), int(q), int(k), a[q, k])
+    if trace.attention_heads is not None:
+        for li, layer in enumerate(trace.layers):
+            for hi, head in enumerate(trace.heads):
+                a = np.asarray(trace.attention_heads[li, hi])
+                for q, k in zip(*np.nonzero(keep(a))):
+                    yield edge(int(layer), int(q), int(k), a[q, k], int(head))
+
+
+def trace_records(trace: Trace, threshold: float | None = None) -> Iterator[dict]:
+    """The trace's records in file order: meta, component nodes, logits nodes, confidence node, edges."""
+    threshold = resolve_threshold(trace, threshold)
+    if not trace.top_k:
+        raise LmxrayError("cannot write a trace without top_k predictions", "trace the prompt again")
+    yield _meta(trace, threshold)
+    for name in COMPONENTS:
+        if name in trace.components:
+            yield from _component_nodes(trace, name)
+    if trace.lens is not None:
+        yield from _lens_nodes(trace)
+    conf = round_float(trace.confidence)
+    last_layer = max(int(trace.model.n_layers) - 1, max(trace.layers, default=0))
+    yield {"record": "node", "component": "confidence", "layer": last_layer,
+           "position": _nonneg(int(trace.position), trace.n_tokens), "token_id": int(trace.predicted_token),
+           "norm": conf, "values": [conf]}
+    yield from _edges(trace, threshold)
+
+
+_EDGE_LINE = (
+    '{{"record":"edge","kind":"attention","src_component":"query","src_layer":{src_layer},'
+    '"src_position":{src_position},"src_token_id":{src_token_id},"dst_component":"value",'
+    '"dst_layer":{dst_layer},"dst_position":{dst_position},"dst_token_id":{dst_token_id},"weight":{weight!r}'
+)
+
+
+def format_record(rec: dict) -> str:
+    """One record as a compact JSON line (no newline); edges, the bulk of a file, take a faster path."""
+    if rec["record"] == "edge" and type(rec["weight"]) is float and len(rec) in (12, 13):
+        line = _EDGE_LINE.format(**rec)  # same text json.dumps gives: ints, and float repr for the weight
+        return line + (f',"head_id":{rec["head_id"]:d}}}' if "head_id" in rec else "}")
+    return json.dumps(rec, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _check_target(path: Path) -> None:
+    """Refuse, before writing anything, a target whose directory is missing or not writable."""
+    parent = path.parent
+    if path.is_dir():
+        raise LmxrayError(f"cannot write {path}: it is a directory", "choose a writable output path")
+    if not parent.is_dir():
+        why = "is not a directory" if parent.exists() else "does not exist"
+        raise LmxrayError(f"cannot write {path}: directory {parent} {why}", "choose a writable output path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise LmxrayError(f"cannot write {path}: directory {parent} is not writable", "choose a writable output path")
+
+
+def write_trace(trace: Trace, path, threshold: float | None = None) -> None:
+    """Write ``trace`` to ``path`` as JSONL, atomically; edges below ``threshold`` are left out."""
+    path = Path(path)
+    _check_target(path)
+    threshold = resolve_threshold(trace, threshold)
+    try:
+        tmp = tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=path.parent, prefix=path.name + ".tmp", delete=False
+        )
+    except OSError as e:
+        raise LmxrayError(f"cannot write {path}: {e.strerror or e}", "choose a writable output path") from None
+    try:
+        with tmp as f:
+            batch: list[str] = []
+            for rec in trace_records(trace, threshold):
+                batch.append(format_record(rec))
+                if len(batch) >= 4096:  # bounded buffer: stream, but not one write call per line
+                    f.write("\n".join(batch) + "\n")
+                    batch.clear()
+            if batch:
+                f.write("\n".join(batch) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp.name, 0o644)  # NamedTemporaryFile makes 0600; a trace is meant to be shared
+        os.replace(tmp.name, path)
+    except BaseException as e:
+        try:
+            os.unlink(tmp.name)
+        except FileNotFoundError:
+            pass
+        if isinstance(e, OSError):
+            raise LmxrayError(
+                f"cannot write {path}: {e.strerror or e}", "free disk space or choose another output path"
+            ) from e
+        raise
