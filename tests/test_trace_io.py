@@ -6,6 +6,7 @@ import copy
 import importlib.resources
 import json
 import os
+from pathlib import Path
 
 import jsonschema
 import numpy as np
@@ -16,7 +17,9 @@ from lmxray.errors import LmxrayError
 from lmxray.trace import reader as reader_mod
 from lmxray.trace import writer as writer_mod
 from lmxray.trace.reader import iter_records, read_trace
-from lmxray.trace.types import COMPONENTS, PER_HEAD_COMPONENTS, SCHEMA, ComponentData, LogitLens, ModelInfo, TokenScore, Trace
+from lmxray.trace.types import (
+    COMPONENTS, PER_HEAD_COMPONENTS, SCHEMA, ComponentData, LogitLens, ModelInfo, TokenScore, Trace,
+)
 from lmxray.trace.writer import trace_records, write_trace
 
 ROUND_TOL = 1e-6  # relative: floats are written with 7 significant digits, read back as float32
@@ -311,6 +314,8 @@ def test_fast_path_never_accepts_what_the_schema_rejects(tmp_path):
                 assert reader_mod._validator(f"strict_{kind}").is_valid(variant), f"fast path accepted {variant}"
             checked += 1
     assert checked > 100
+    for rec in (r for r in trace_records(make_trace(), 0.0) if r["record"] == "edge"):  # the writer's fast edge lines
+        assert writer_mod.format_record(rec) == json.dumps(rec, separators=(",", ":")), rec
 
 
 # -- reader errors ---------------------------------------------------------------------------------
@@ -407,15 +412,12 @@ def seed_fixture_lines() -> list[dict]:
     for pos, tok in enumerate(SEED_TOKENS):
         recs.append({"record": "node", "component": "input_embedding", "layer": 0, "position": pos,
                      "token_id": tok, "values": [0.3, -0.4]})
+    node = {"record": "node", "position": 13, "token_id": 22}
     for layer in range(3):
-        recs.append({"record": "node", "component": "query", "layer": layer, "position": 13, "token_id": 22,
-                     "values": [1.0, 2.0, 2.0]})
-        recs.append({"record": "node", "component": "attention_output", "layer": layer, "position": 13,
-                     "token_id": 22, "values": [0.5]})
-    recs.append({"record": "node", "component": "logits", "layer": 2, "position": 13, "token_id": 22,
-                 "values": [3.5, -1.0]})
-    recs.append({"record": "node", "component": "confidence", "layer": 0, "position": 13, "token_id": 56568,
-                 "values": [0.9999]})
+        recs += [{**node, "component": "query", "layer": layer, "values": [1.0, 2.0, 2.0]},
+                 {**node, "component": "attention_output", "layer": layer, "values": [0.5]}]
+    recs += [{**node, "component": "logits", "layer": 2, "values": [3.5, -1.0]},
+             {**node, "component": "confidence", "layer": 0, "token_id": 56568, "values": [0.9999]}]
     edges = [(0, 13, 0, 0.6), (0, 13, 0, 0.5), (0, 13, 6, 0.3), (1, 13, 0, 0.9), (1, 13, 13, 0.2),
              (2, 13, 0, 0.7), (2, 13, 12, 0.25), (2, 12, 0, 0.8)]
     for layer, src, dst, w in edges:
@@ -460,9 +462,9 @@ def test_legacy_variants_without_token_ids(tmp_path):
     assert trace.model.n_heads == 4
 
 
-def test_fast_edge_lines_match_json_dumps():
-    trace = make_trace()
-    edges = [r for r in trace_records(trace, 0.0) if r["record"] == "edge"]
-    assert any("head_id" in r for r in edges) and any("head_id" not in r for r in edges)
-    for rec in edges:
-        assert writer_mod.format_record(rec) == json.dumps(rec, separators=(",", ":")), rec
+def test_docs_example_is_a_valid_trace(tmp_path):
+    doc = (Path(__file__).parents[1] / "docs" / "trace-format.md").read_text(encoding="utf-8")
+    example = doc.split("```json\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "example.jsonl").write_text(example)
+    trace = read_trace(tmp_path / "example.jsonl")
+    assert trace.predicted_text == " city" and trace.layers == [29] and trace.attention[0, 2, 0] == pytest.approx(5.2)

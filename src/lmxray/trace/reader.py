@@ -110,7 +110,7 @@ def iter_records(path) -> Iterator[tuple[int, dict]]:
     """Yield ``(line_number, record)`` for every record of a trace file, validating each as it streams."""
     path = Path(path)
     try:
-        f = open(path, encoding="utf-8")  # noqa: SIM115 (closed by the with below)
+        f = open(path, encoding="utf-8-sig")  # noqa: SIM115 (closed below); -sig: tolerate a BOM
     except FileNotFoundError:
         raise LmxrayError(f"cannot read {path}: no such file", "check the path, or make one with `lmxray trace`") \
             from None
