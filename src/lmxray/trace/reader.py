@@ -6,6 +6,7 @@ is reported as ``file:line`` naming the field, before anything is built from it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.resources
 import json
@@ -237,12 +238,12 @@ class _Builder:
 
     def _add_node(self, lineno: int, rec: dict) -> None:
         comp, layer, pos = rec["component"], rec["layer"], rec["position"]
+        if pos is not None:  # legacy nodes may have no position: nothing to place
+            self._pos(lineno, "position", pos, None if comp == "confidence" else rec.get("token_id"))
         if comp == "confidence":
             self.confidence_node = rec
+        if pos is None or comp == "confidence":
             return
-        if pos is None:  # legacy nodes may have no position; nothing to place
-            return
-        self._pos(lineno, "position", pos, rec.get("token_id"))
         if comp == "logits":
             if "top_k" in rec:
                 self._layer(lineno, "layer", layer)
@@ -278,8 +279,8 @@ class _Builder:
         layers = self._layers()
         li = {l: i for i, l in enumerate(layers)}
         attention, attention_heads, heads = self._attention(t, layers, li)
-        info = meta["model"] if strict else None
-        model = ModelInfo(**info) if strict else ModelInfo(
+        fields = [f.name for f in dataclasses.fields(ModelInfo)]  # extra keys in a newer file are ignored
+        model = ModelInfo(**{k: meta["model"][k] for k in fields}) if strict else ModelInfo(
             name="unknown", source="legacy", sha256=None, architecture="unknown",
             n_layers=max(layers) + 1 if layers else 0, n_heads=len(heads) and max(heads) + 1,
             n_kv_heads=0, d_model=0, vocab_size=0, dtype="unknown")
