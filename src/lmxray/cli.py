@@ -69,7 +69,7 @@ def trace(
     """Trace PROMPT: prediction, top-k, convergence table at the prediction position, summary metrics."""
     from lmxray.analysis.convergence import convergence, summarize
     from lmxray.capture.plan import CapturePlan
-    from lmxray.trace.writer import _check_target as check_writable
+    from lmxray.trace.writer import check_writable
 
     expected = _parse_expect(expect)
     if out_path is not None:

@@ -247,7 +247,7 @@ def format_record(rec: dict) -> str:
     return json.dumps(rec, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def _check_target(path: Path) -> None:
+def check_writable(path: Path) -> None:
     """Refuse, before writing anything, a target whose directory is missing or not writable."""
     parent = path.parent
     if path.is_dir():
@@ -262,7 +262,7 @@ def _check_target(path: Path) -> None:
 def write_trace(trace: Trace, path, threshold: float | None = None) -> None:
     """Write ``trace`` to ``path`` as JSONL, atomically; edges below ``threshold`` are left out."""
     path = Path(path)
-    _check_target(path)
+    check_writable(path)
     threshold = resolve_threshold(trace, threshold)
     try:
         tmp = tempfile.NamedTemporaryFile(
