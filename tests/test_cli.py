@@ -179,3 +179,27 @@ def test_debug_shows_the_traceback(tiny_dir):
 
     with pytest.raises(LmxrayError):
         main(["trace", "", "--model", str(tiny_dir), "--debug"])
+
+
+def test_tiny_gguf_traces_end_to_end(capsys, tmp_path, monkeypatch):
+    from gguf_fixture import write_tiny_llama_gguf
+
+    monkeypatch.setenv("LMXRAY_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "tiny.gguf"
+    write_tiny_llama_gguf(path)
+    code, stdout, _ = run(capsys, "trace", "the capital", "--model", path, "--json")
+    assert code == 0
+    data = json.loads(stdout)
+    assert data["model"]["source"] == "gguf" and len(data["model"]["sha256"]) == 64
+    assert sum(r["mass"] for r in data["convergence"]) == pytest.approx(
+        data["model"]["n_layers"] * data["model"]["n_heads"], abs=1e-3)
+
+
+def test_corrupt_safetensors(capsys, tiny_dir, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_dir, broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:200])
+    assert_user_error(capsys, ["trace", "hello", "--model", broken], "cannot load")

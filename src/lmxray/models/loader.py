@@ -64,9 +64,11 @@ def load(spec: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto"
 @contextmanager
 def _load_errors(path):
     """Turn transformers' loading failures (bad config, corrupt weights) into one-line user errors."""
+    from safetensors import SafetensorError
+
     try:
         yield
-    except (OSError, ValueError, KeyError, RuntimeError) as e:
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise LmxrayError(f"cannot load the model in {path}: {reason}", "check that its files are complete") from e
 
