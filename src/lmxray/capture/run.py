@@ -15,7 +15,7 @@ from lmxray.errors import LmxrayError
 from lmxray.models.adapters import get_path
 from lmxray.trace.types import ComponentData, LogitLens, TokenScore, Trace
 
-LENS_CHUNK_BYTES = 128 * 2**20  # bound on one fp32 [batch, rows, vocab] logit-lens block
+LENS_CHUNK_BYTES = 128 * 2**20  # bound on one fp32 [rows, vocab] logit-lens block
 
 
 @dataclass
@@ -79,20 +79,25 @@ def lens_logprobs(model, hidden: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def compute_lens(model, residual: torch.Tensor, targets: torch.Tensor, k: int):
-    """Top-k and target-token probabilities per (batch, layer, pos) from residuals [batch, layer, pos, d]."""
-    b, n_layers, t, _ = residual.shape
-    top_ids = torch.zeros(b, n_layers, t, k, dtype=torch.long, device=residual.device)
-    top_probs = torch.zeros(b, n_layers, t, k, device=residual.device)
-    target_prob = torch.zeros(b, n_layers, t, device=residual.device)
-    rows = max(1, LENS_CHUNK_BYTES // (b * model.info.vocab_size * 4))
-    for layer in range(n_layers):
-        for start in range(0, t, rows):
-            sl = slice(start, start + rows)
-            logp = lens_logprobs(model, residual[:, layer, sl])
-            vals, ids = logp.topk(k, dim=-1)
-            top_ids[:, layer, sl], top_probs[:, layer, sl] = ids, vals.exp()
-            target_prob[:, layer, sl] = logp.gather(-1, targets[:, sl, None]).squeeze(-1).exp()
-    return top_ids, top_probs, target_prob
+    """Top-k and target-token probabilities per (batch, layer, pos) from residuals [batch, layer, pos, d].
+
+    All (batch, layer, pos) rows go through the unembedding together, in chunks, so
+    the vocabulary matrix is read once per chunk rather than once per layer.
+    """
+    b, n_layers, t, d = residual.shape
+    rows = residual.reshape(-1, d)
+    row_targets = targets[:, None, :].expand(b, n_layers, t).reshape(-1, 1)
+    top_ids = torch.empty(rows.shape[0], k, dtype=torch.long, device=rows.device)
+    top_probs = torch.empty(rows.shape[0], k, device=rows.device)
+    target_prob = torch.empty(rows.shape[0], device=rows.device)
+    step = max(1, LENS_CHUNK_BYTES // (model.info.vocab_size * 4))
+    for start in range(0, rows.shape[0], step):
+        sl = slice(start, start + step)
+        logp = lens_logprobs(model, rows[sl])
+        vals, ids = logp.topk(k, dim=-1)
+        top_ids[sl], top_probs[sl] = ids, vals.exp()
+        target_prob[sl] = logp.gather(-1, row_targets[sl]).squeeze(-1).exp()
+    return top_ids.view(b, n_layers, t, k), top_probs.view(b, n_layers, t, k), target_prob.view(b, n_layers, t)
 
 
 def build_traces(model, prompts: list[str], ids: list[list[int]], batch: Batch, plan: CapturePlan,
