@@ -1,53 +1,14 @@
-"""The command line: parses arguments, calls the library, prints tables (or JSON with --json)."""
+"""Core commands: trace a prompt, compare two traces, list models."""
 
 from __future__ import annotations
 
-import json
-import os
-import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
+from lmxray.cli.app import app, load_model, out, parse_expect
 from lmxray.render import console as render_text
-from lmxray.errors import LmxrayError
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="An X-ray for causal language models: trace a forward pass exactly, compare traces.")
-out = Console()
-err = Console(stderr=True)
-DEBUG_FLAG = "--debug"  # accepted anywhere on the command line: show tracebacks for errors
-
-
-@app.callback(epilog="Add --debug anywhere to see tracebacks for errors.")
-def _main():
-    """An X-ray for causal language models."""
-
-
-def _load(model: str, device: str, dtype: str, init: str, seed: int):
-    from lmxray.models.loader import load
-
-    with err.status(f"loading {model}...") as status:
-        def progress(message: str) -> None:
-            err.print(f"[dim]{message}[/dim]")
-            status.update(message)
-
-        return load(model, device=device, dtype=dtype, init=init, seed=seed, progress=progress)
-
-
-def _parse_expect(text: str | None) -> dict:
-    if text is None:
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise LmxrayError(f"--expect is not valid JSON ({e.msg} at char {e.pos})",
-                          'write it like \'{"-1": [0, 4, 5]}\'') from None
-    if not isinstance(value, dict):
-        raise LmxrayError("--expect must be a JSON object", 'write it like \'{"-1": [0, 4, 5]}\'')
-    return value
 
 
 @app.command()
@@ -71,11 +32,11 @@ def trace(
     from lmxray.capture.plan import CapturePlan
     from lmxray.trace.writer import check_writable
 
-    expected = _parse_expect(expect)
+    expected = parse_expect(expect)
     if out_path is not None:
         check_writable(out_path)
     plan = CapturePlan(per_head=per_head, top_k=top_k, threshold=threshold)
-    loaded = _load(model, device, dtype, init, seed)
+    loaded = load_model(model, device, dtype, init, seed)
     result = loaded.trace(prompt, plan=plan, position=position, expect=expected)
     rows, summary = convergence(result), summarize(result)
     if out_path is not None:
@@ -117,40 +78,3 @@ def models(as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
         out.print_json(data=data)
     else:
         render_text.print_models(out, data)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Console entry point: user errors are one line on stderr and exit code 2."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    args = list(sys.argv[1:] if argv is None else argv)
-    debug = DEBUG_FLAG in args
-    args = [a for a in args if a != DEBUG_FLAG]
-    try:
-        app(args=args, standalone_mode=False)
-        return 0
-    except LmxrayError as e:
-        if debug:
-            raise
-        err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
-        return 2
-    except (typer.Abort, KeyboardInterrupt):
-        err.print("aborted", markup=False)
-        return 130
-    except Exception as e:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            return e.exit_code
-        if isinstance(e, click.exceptions.Exit):
-            return e.exit_code
-        if debug:
-            raise
-        err.print(f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)",
-                  markup=False, highlight=False, soft_wrap=True)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

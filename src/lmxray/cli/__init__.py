@@ -1,0 +1,53 @@
+"""The command line: parses arguments, calls the library, prints tables (or JSON with --json).
+
+Each module registers its commands on the shared Typer ``app``; ``main`` turns
+user errors into one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from lmxray.cli import core  # noqa: F401  (registers trace, compare, models)
+from lmxray.cli.app import DEBUG_FLAG, app, err
+from lmxray.errors import LmxrayError
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: user errors are one line on stderr and exit code 2."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = DEBUG_FLAG in args
+    args = [a for a in args if a != DEBUG_FLAG]
+    try:
+        app(args=args, standalone_mode=False)
+        return 0
+    except LmxrayError as e:
+        if debug:
+            raise
+        err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+        return 2
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("aborted", markup=False)
+        return 130
+    except Exception as e:  # click usage errors carry their own exit code
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            return e.exit_code
+        if isinstance(e, click.exceptions.Exit):
+            return e.exit_code
+        if debug:
+            raise
+        err.print(f"internal error: {type(e).__name__}: {e} (run with --debug for the traceback)",
+                  markup=False, highlight=False, soft_wrap=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""The Typer app and what every command shares: consoles, model loading, option parsing."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+
+from lmxray.errors import LmxrayError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="An X-ray for causal language models: trace a forward pass exactly, compare traces.")
+out = Console()
+err = Console(stderr=True)
+DEBUG_FLAG = "--debug"  # accepted anywhere on the command line: show tracebacks for errors
+
+
+@app.callback(epilog="Add --debug anywhere to see tracebacks for errors.")
+def _main():
+    """An X-ray for causal language models."""
+
+
+def load_model(model: str, device: str, dtype: str, init: str, seed: int):
+    from lmxray.models.loader import load
+
+    with err.status(f"loading {model}...") as status:
+        def progress(message: str) -> None:
+            err.print(f"[dim]{message}[/dim]")
+            status.update(message)
+
+        return load(model, device=device, dtype=dtype, init=init, seed=seed, progress=progress)
+
+
+def parse_expect(text: str | None) -> dict:
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise LmxrayError(f"--expect is not valid JSON ({e.msg} at char {e.pos})",
+                          'write it like \'{"-1": [0, 4, 5]}\'') from None
+    if not isinstance(value, dict):
+        raise LmxrayError("--expect must be a JSON object", 'write it like \'{"-1": [0, 4, 5]}\'')
+    return value
