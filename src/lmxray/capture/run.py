@@ -79,7 +79,7 @@ def lens_logprobs(model, hidden: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def compute_lens(model, residual: torch.Tensor, targets: torch.Tensor, k: int):
-    """Top-k and target-token probabilities per (batch, layer, pos) from residuals [batch, layer, pos, d].
+    """Top-k, target-token probability and target rank (1 = top) per (batch, layer, pos) from residuals [batch, layer, pos, d].
 
     All (batch, layer, pos) rows go through the unembedding together, in chunks, so
     the vocabulary matrix is read once per chunk rather than once per layer.
@@ -90,14 +90,18 @@ def compute_lens(model, residual: torch.Tensor, targets: torch.Tensor, k: int):
     top_ids = torch.empty(rows.shape[0], k, dtype=torch.long, device=rows.device)
     top_probs = torch.empty(rows.shape[0], k, device=rows.device)
     target_prob = torch.empty(rows.shape[0], device=rows.device)
+    target_rank = torch.empty(rows.shape[0], dtype=torch.int32, device=rows.device)
     step = max(1, LENS_CHUNK_BYTES // (model.info.vocab_size * 4))
     for start in range(0, rows.shape[0], step):
         sl = slice(start, start + step)
         logp = lens_logprobs(model, rows[sl])
         vals, ids = logp.topk(k, dim=-1)
         top_ids[sl], top_probs[sl] = ids, vals.exp()
-        target_prob[sl] = logp.gather(-1, row_targets[sl]).squeeze(-1).exp()
-    return top_ids.view(b, n_layers, t, k), top_probs.view(b, n_layers, t, k), target_prob.view(b, n_layers, t)
+        target_logp = logp.gather(-1, row_targets[sl])
+        target_prob[sl] = target_logp.squeeze(-1).exp()
+        target_rank[sl] = 1 + (logp > target_logp).sum(-1).to(torch.int32)
+    return (top_ids.view(b, n_layers, t, k), top_probs.view(b, n_layers, t, k), target_prob.view(b, n_layers, t),
+            target_rank.view(b, n_layers, t))
 
 
 def build_traces(model, prompts: list[str], ids: list[list[int]], batch: Batch, plan: CapturePlan,

@@ -78,7 +78,9 @@ def _fast_ok(rec: dict, kind: str) -> bool:
         return False
     if rec["component"] == "logits":
         tp = rec.get("target_prob", 1)
-        return (rec.keys() == _LOGITS_KEYS and (tp is None or (_num(tp) and 0 <= tp <= 1))
+        return ((rec.keys() == _LOGITS_KEYS or (rec.keys() == _LOGITS_KEYS | {"target_rank"}
+                                                and type(rec["target_rank"]) is int and rec["target_rank"] >= 1))
+                and (tp is None or (_num(tp) and 0 <= tp <= 1))
                 and type(rec["top_k"]) is list
                 and all(type(s) is dict and s.keys() == {"token_id", "prob"} and _nat(s["token_id"])
                         and _num(s["prob"]) and 0 <= s["prob"] <= 1 for s in rec["top_k"]))
@@ -185,7 +187,7 @@ class _Builder:
         self.edges = {k: array("q") for k in ("layer", "q", "k", "head")}
         self.weights = array("d")
         self.nodes: dict[str, list] = {}  # component -> [(layer, pos, head, norm, values)]
-        self.lens: list = []  # [(layer, pos, ids, probs, target)]
+        self.lens: list = []  # [(layer, pos, ids, probs, target, target_rank)]
         self.seen_ids: dict[int, int] = {}  # pos -> token id (legacy files without token_ids)
         self.confidence_node: dict | None = None
         self.max_pos = -1
@@ -249,7 +251,7 @@ class _Builder:
                 self._layer(lineno, "layer", layer)
                 top = rec["top_k"]
                 self.lens.append((layer, pos, [s["token_id"] for s in top], [s["prob"] for s in top],
-                                  rec.get("target_prob")))
+                                  rec.get("target_prob"), rec.get("target_rank", 0)))
             return
         if comp == "input_embedding":
             if self.strict and layer != 0:
@@ -358,15 +360,18 @@ class _Builder:
     def _lens(self, t: int, layers: list[int], li: dict) -> LogitLens | None:
         if not self.lens:
             return None
-        k = max(len(ids) for _, _, ids, _, _ in self.lens)
+        k = max(len(ids) for _, _, ids, *_ in self.lens)
         top_ids = np.full((len(layers), t, k), -1, dtype=np.int64)
         top_probs = np.full((len(layers), t, k), np.nan, dtype=np.float32)
         target = np.full((len(layers), t), np.nan, dtype=np.float32)
-        for layer, pos, ids, probs, tp in self.lens:
+        rank = np.zeros((len(layers), t), dtype=np.int32)  # 0: not recorded (files older than target_rank)
+        for layer, pos, ids, probs, tp, rk in self.lens:
             top_ids[li[layer], pos, : len(ids)] = ids
             top_probs[li[layer], pos, : len(probs)] = probs
             target[li[layer], pos] = np.nan if tp is None else tp
-        return LogitLens(top_ids=top_ids, top_probs=top_probs, target_prob=target)
+            rank[li[layer], pos] = rk
+        return LogitLens(top_ids=top_ids, top_probs=top_probs, target_prob=target,
+                         target_rank=rank if rank.any() else None)
 
     def _top_k(self) -> list[TokenScore]:
         meta = self.meta

@@ -72,12 +72,14 @@ class LogitLens:
 
     ``top_ids``/``top_probs``: ``[layer, pos, k]``. ``target_prob``: ``[layer, pos]``,
     the probability given at each layer to the token the full model predicts at
-    that position (the final layer's top-1).
+    that position (the final layer's top-1). ``target_rank``: ``[layer, pos]``, that
+    token's rank among the whole vocabulary at each layer (1 = top; 0 = not recorded).
     """
 
     top_ids: np.ndarray
     top_probs: np.ndarray
     target_prob: np.ndarray
+    target_rank: np.ndarray | None = None
 
 
 @dataclass

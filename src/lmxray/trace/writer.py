@@ -170,6 +170,7 @@ def _lens_nodes(trace: Trace) -> Iterator[dict]:
     top_ids = np.asarray(lens.top_ids)
     top_probs = np.asarray(lens.top_probs)
     target = np.asarray(lens.target_prob)
+    rank = None if lens.target_rank is None else np.asarray(lens.target_rank)
     positions = _positions_axis(trace, top_ids.shape[1], "the logit lens")
     for li, layer in enumerate(trace.layers):
         for pi, pos in enumerate(positions):
@@ -181,8 +182,11 @@ def _lens_nodes(trace: Trace) -> Iterator[dict]:
             tp = round_float(target[li, pi])
             if not scores and tp is None:  # not captured here
                 continue
-            yield {"record": "node", "component": "logits", "layer": int(layer), "position": pos,
+            rec = {"record": "node", "component": "logits", "layer": int(layer), "position": pos,
                    "token_id": int(trace.token_ids[pos]), "top_k": scores, "target_prob": tp}
+            if rank is not None and rank[li, pi] >= 1:
+                rec["target_rank"] = int(rank[li, pi])
+            yield rec
 
 
 def _edges(trace: Trace, threshold: float) -> Iterator[dict]:
