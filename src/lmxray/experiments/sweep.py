@@ -1,0 +1,161 @@
+"""The sweep runner: trace prompt pairs in batches with a lean capture plan and store per-layer rows.
+
+Each batch holds both prompts of several pairs; only the prediction position's
+head-summed attention row is captured (no components, no lens), so a batch
+costs little above the plain forward pass. Rows are stored per finished batch
+in a RunStore, so a killed sweep resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, fields
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from lmxray.analysis.divergence import ALIGNMENTS, DEFAULT_JS_THRESHOLD, align, first_share, js_divergence, normalise
+from lmxray.capture.plan import CapturePlan
+from lmxray.capture.run import Batch, capture_batch
+from lmxray.errors import LmxrayError
+from lmxray.experiments.datasets import Pair
+from lmxray.experiments.store import RunStore
+
+COMMAND = "sweep"
+# Only the prediction position's head-summed attention row: no per-head maps, row entropy, vectors or lens.
+SWEEP_PLAN = CapturePlan(positions=(-1,), attention=True, per_head=False, row_stats=False, components=(),
+                         n_values=0, lens=False)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Sweep options; ``align`` shapes the stored rows, the others only how they are computed or summarised."""
+
+    batch_size: int = 16  # pairs per forward pass (two prompts each)
+    align: str = "start"  # "start": position 0 with position 0; "end": prediction positions lined up
+    threshold: float = DEFAULT_JS_THRESHOLD  # JS above this marks the first divergence layer
+    limit: int | None = None  # only the first N pairs of the dataset
+
+    def __post_init__(self):
+        if self.batch_size < 1:
+            raise LmxrayError(f"batch size must be at least 1, got {self.batch_size}", "pass --batch-size 1 or more")
+        if self.align not in ALIGNMENTS:
+            raise LmxrayError(f"unknown alignment '{self.align}'", f"use --align {' or --align '.join(ALIGNMENTS)}")
+        if not 0.0 <= self.threshold <= 1.0:
+            raise LmxrayError(f"threshold must lie in [0, 1], got {self.threshold}", "pass e.g. --threshold 0.05")
+        if self.limit is not None and self.limit < 1:
+            raise LmxrayError(f"limit must be at least 1, got {self.limit}", "pass --limit 1 or more")
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SweepConfig":
+        names = {f.name for f in fields(cls)}
+        if set(data) - names:
+            raise LmxrayError(f"unknown sweep option(s) {sorted(set(data) - names)}", f"valid: {', '.join(sorted(names))}")
+        return cls(**data)
+
+    def stored_settings(self) -> dict:
+        """The settings a run folder must keep to stay consistent across resumes."""
+        return {"align": self.align}
+
+
+def sweep_store(folder, model_spec: str, config: SweepConfig) -> RunStore:
+    return RunStore(folder, COMMAND, model_spec, config.stored_settings())
+
+
+def run_sweep(model, pairs: list[Pair], store: RunStore, config: SweepConfig, fresh: bool = False,
+              progress: Callable[[int, int], None] | None = None) -> dict:
+    """Trace every pending pair, appending one part per batch; returns counts and timing."""
+    pairs = pairs[: config.limit] if config.limit else pairs
+    store.begin({"name": model.info.name, "sha256": model.info.sha256, "dtype": model.info.dtype}, fresh=fresh)
+    done = store.done_ids()
+    pending = [p for p in pairs if p.id not in done]
+    encoded = {p.id: (model.encode(p.intended), model.encode(p.contradictory)) for p in pending}
+    for p in pending:
+        _check_positions(p, len(encoded[p.id][0]))
+    # longest first, so padding stays small and the first batch shows the worst-case memory
+    pending.sort(key=lambda p: -max(len(x) for x in encoded[p.id]))
+    start, finished = time.perf_counter(), len(pairs) - len(pending)
+    if progress:
+        progress(finished, len(pairs))
+    for i in range(0, len(pending), config.batch_size):
+        chunk = pending[i:i + config.batch_size]
+        store.append(sweep_batch(model, chunk, [encoded[p.id] for p in chunk], config.align))
+        finished += len(chunk)
+        if progress:
+            progress(finished, len(pairs))
+    return {"pairs": len(pairs), "computed": len(pending), "resumed": len(pairs) - len(pending),
+            "seconds": time.perf_counter() - start}
+
+
+@torch.no_grad()
+def sweep_batch(model, pairs: list[Pair], ids: list[tuple[list[int], list[int]]], how: str) -> pa.Table:
+    """One forward pass over both prompts of each pair: rows of one pair x layer each."""
+    flat = [x for pair_ids in ids for x in pair_ids]  # intended, contradictory, intended, ...
+    pad_id = model.tokenizer.pad_token_id
+    pad_id = pad_id if pad_id is not None else (model.tokenizer.eos_token_id or 0)
+    batch = Batch.from_ids(flat, pad_id, model.device)
+    recorder, logits = capture_batch(model, batch, SWEEP_PLAN, [[len(x) - 1] for x in flat])
+    attention = recorder.attention[:, :, 0].double().cpu().numpy()  # [prompt, layer, k_pos], left-padded
+    probs = torch.softmax(logits[:, -1].float(), dim=-1)
+    top_prob, top_id = (t.cpu().numpy() for t in probs.max(dim=-1))
+    columns: dict[str, list] = {name: [] for name in ROW_FIELDS}
+    for n, pair in enumerate(pairs):
+        a, b = 2 * n, 2 * n + 1
+        rows = [normalise(attention[k][:, batch.pads[k]:]) for k in (a, b)]  # [layer, n_tokens] each
+        js = js_divergence(*align(rows[0], rows[1], how))
+        texts = [model.token_text(int(top_id[k])) for k in (a, b)]
+        per_pair = {
+            "id": pair.id, "category": pair.category,
+            "n_tokens_intended": len(flat[a]), "n_tokens_contradictory": len(flat[b]),
+            "top1_intended": texts[0], "prob_intended": float(top_prob[a]),
+            "top1_contradictory": texts[1], "prob_contradictory": float(top_prob[b]),
+            "expected": pair.expected,
+            "hit_intended": produced(texts[0], pair.expected), "hit_contradictory": produced(texts[1], pair.expected),
+        }
+        expected_share = expected_position_share(rows[0], pair.expected_positions)
+        bos = [first_share(r) for r in rows]
+        for layer in range(len(js)):
+            row = {**per_pair, "layer": layer, "js": float(js[layer]), "bos_share_intended": float(bos[0][layer]),
+                   "bos_share_contradictory": float(bos[1][layer]),
+                   "expected_share_intended": None if expected_share is None else float(expected_share[layer])}
+            for name in ROW_FIELDS:
+                columns[name].append(row[name])
+    return pa.table(columns, schema=ROW_SCHEMA)
+
+
+def _check_positions(pair: Pair, n_tokens: int) -> None:
+    bad = [q for q in pair.expected_positions or () if not -n_tokens <= q < n_tokens]
+    if bad:
+        raise LmxrayError(f"pair '{pair.id}': expected_positions {bad} are out of range for its "
+                          f"{n_tokens}-token intended prompt", f"use 0..{n_tokens - 1} or -1..-{n_tokens}")
+
+
+def produced(top1: str, expected: str | None) -> bool | None:
+    """Whether the top-1 token starts the expected answer: its stripped text is a non-empty prefix of it."""
+    if expected is None:
+        return None
+    token = top1.strip()
+    return bool(token) and expected.strip().startswith(token)
+
+
+def expected_position_share(rows: np.ndarray, positions: tuple[int, ...] | None) -> np.ndarray | None:
+    """Per layer, the normalised row's mass on the expected key positions (negative count from the end)."""
+    if positions is None:
+        return None
+    n = rows.shape[-1]
+    keep = sorted({p + n if p < 0 else p for p in positions})
+    return rows[:, keep].sum(-1)
+
+
+ROW_SCHEMA = pa.schema([
+    ("id", pa.string()), ("category", pa.string()), ("layer", pa.int32()), ("js", pa.float64()),
+    ("bos_share_intended", pa.float64()), ("bos_share_contradictory", pa.float64()),
+    ("expected_share_intended", pa.float64()),
+    ("n_tokens_intended", pa.int32()), ("n_tokens_contradictory", pa.int32()),
+    ("top1_intended", pa.string()), ("prob_intended", pa.float64()),
+    ("top1_contradictory", pa.string()), ("prob_contradictory", pa.float64()),
+    ("expected", pa.string()), ("hit_intended", pa.bool_()), ("hit_contradictory", pa.bool_()),
+])
+ROW_FIELDS = ROW_SCHEMA.names
