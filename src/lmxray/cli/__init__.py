@@ -12,6 +12,7 @@ import sys
 import typer
 
 from lmxray.cli import core  # noqa: F401  (registers trace, compare, models)
+from lmxray.cli import plot  # noqa: F401  (registers plot, maps)
 from lmxray.cli.app import DEBUG_FLAG, app, err
 from lmxray.errors import LmxrayError
 

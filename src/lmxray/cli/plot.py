@@ -1,0 +1,138 @@
+"""Figure commands: `plot` (flow figure or map grid from a trace file) and `maps` (map grid from a prompt)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from lmxray.cli.app import app, load_model, out
+from lmxray.errors import LmxrayError
+
+LAYERS_HELP = "Model layers, comma-separated (negative count from the end), e.g. 0,15,-1."
+HEADS_HELP = "Heads for the map grid, comma-separated, e.g. 0,4,8 (default: at most 3, evenly spread)."
+VMAX_HELP = "Top of the maps' shared colour scale: a probability (default 1) or 'auto' (largest weight shown)."
+
+
+def parse_indices(text: str | None, option: str) -> list[int] | None:
+    """'0,15,-1' -> [0, 15, -1]; None stays None."""
+    if text is None:
+        return None
+    try:
+        values = [int(part) for part in text.replace(" ", ",").split(",") if part]
+    except ValueError:
+        raise LmxrayError(f"{option} {text!r} is not a comma-separated list of integers",
+                          f"write it like {option} 0,15,-1") from None
+    if not values:
+        raise LmxrayError(f"{option} is empty", f"write it like {option} 0,15,-1")
+    return values
+
+
+def parse_vmax(text: str) -> float | None:
+    """'auto' -> None (the largest weight shown); else a positive number."""
+    if text == "auto":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise LmxrayError(f"--vmax {text!r} is not a number", "pass --vmax 1, --vmax 0.5 or --vmax auto") from None
+    if not value > 0:
+        raise LmxrayError(f"--vmax must be > 0, got {text}", "pass --vmax 1, --vmax 0.5 or --vmax auto")
+    return value
+
+
+def checked_figure_path(path: Path) -> Path:
+    """The output path, refused early when its format or directory is wrong."""
+    from lmxray.render.figures import figure_format
+    from lmxray.trace.writer import check_writable
+
+    figure_format(path)
+    check_writable(path)
+    return path
+
+
+def _report(kind: str, path: Path, as_json: bool, **details) -> None:
+    if as_json:
+        out.print_json(data={"figure": kind, "out": str(path), **details})
+    else:
+        out.print(f"{kind} written to {path}")
+
+
+@app.command()
+def plot(
+    trace_path: Path = typer.Argument(..., metavar="TRACE", help="A trace file (lmxray's or the rocmforge tracer's)."),
+    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="fig.png or fig.svg (default: next to TRACE)."),
+    maps: bool = typer.Option(False, "--maps", help="Draw the per-head attention-map grid (needs --per-head traces)."),
+    layers: Optional[str] = typer.Option(None, "--layers", help=LAYERS_HELP),
+    heads: Optional[str] = typer.Option(None, "--heads", help=HEADS_HELP),
+    vmax: str = typer.Option("1", "--vmax", help=VMAX_HELP),
+    min_share: float = typer.Option(0.02, "--min-share", help="Flow edges lighter than this share of the heaviest are not drawn."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a line."),
+):
+    """Draw TRACE: the attention flow graph with the convergence bar, or with --maps the per-head map grid."""
+    from lmxray.trace.reader import read_trace
+
+    if out_path is None:
+        out_path = trace_path.with_suffix(".maps.png" if maps else ".flow.png")
+    checked_figure_path(out_path)
+    layer_list, head_list, top = parse_indices(layers, "--layers"), parse_indices(heads, "--heads"), parse_vmax(vmax)
+    if heads is not None and not maps:
+        raise LmxrayError("--heads picks panels of the map grid", "add --maps, or leave out --heads")
+    trace = read_trace(trace_path)
+    if maps:
+        _save_maps(trace, None, layer_list, head_list, top, out_path, as_json)
+    else:
+        from lmxray.analysis.convergence import convergence
+        from lmxray.render.figures import save_figure
+        from lmxray.render.flow_figure import flow_figure
+
+        fig = flow_figure(trace, convergence(trace), layers=layer_list, min_share=min_share)
+        save_figure(fig, out_path)
+        _report("flow figure", out_path, as_json, position=trace.position, layers=layer_list or trace.layers)
+
+
+@app.command("maps")
+def maps_command(
+    prompt: str = typer.Argument(..., help="The text to run through the model."),
+    model: str = typer.Option("smollm2", "--model", "-m", help="Built-in alias, .gguf file, HF directory, cached hub id, or random:SPEC."),
+    layers: Optional[str] = typer.Option(None, "--layers", help=LAYERS_HELP + " Default: 3, evenly spread."),
+    heads: Optional[str] = typer.Option(None, "--heads", help=HEADS_HELP),
+    twin: bool = typer.Option(False, "--twin", help="Put the random-init twin's maps (same config and tokenizer) beside them."),
+    vmax: str = typer.Option("1", "--vmax", help=VMAX_HELP),
+    out_path: Path = typer.Option(Path("maps.png"), "--out", "-o", help="maps.png or maps.svg."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a line."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16."),
+    init: str = typer.Option("pretrained", "--init", help="pretrained, or random for the random-init twin."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random init (--init random and --twin)."),
+):
+    """Per-head attention maps of PROMPT: a grid of layers x heads sharing one colour scale."""
+    from lmxray.capture.plan import CapturePlan
+    from lmxray.render.attention_maps import DEFAULT_GRID
+    from lmxray.render.figures import sample_indices
+
+    checked_figure_path(out_path)
+    layer_list, head_list, top = parse_indices(layers, "--layers"), parse_indices(heads, "--heads"), parse_vmax(vmax)
+    loaded = load_model(model, device, dtype, init, seed)
+    n_layers, n_heads = loaded.info.n_layers, loaded.info.n_heads
+    plan = CapturePlan(
+        layers=tuple(layer_list or sample_indices(n_layers, DEFAULT_GRID)), per_head=True,
+        heads=tuple(head_list or sample_indices(n_heads, DEFAULT_GRID)), attention=False, row_stats=False,
+        components=(), lens=False, top_k=1)
+    trace = loaded.trace(prompt, plan=plan)
+    twin_trace = None
+    if twin:
+        spec = model if model.startswith("random:") else f"random:{model}"
+        twin_trace = load_model(spec, device, dtype, "random", seed).trace(prompt, plan=plan)
+    _save_maps(trace, twin_trace, list(plan.layers), list(plan.heads), top, out_path, as_json)
+
+
+def _save_maps(trace, twin, layers, heads, top, out_path: Path, as_json: bool) -> None:
+    from lmxray.render.attention_maps import attention_map_grid, select_maps
+    from lmxray.render.figures import save_figure
+
+    selection = select_maps(trace, layers, heads)
+    save_figure(attention_map_grid(trace, selection, twin=twin, vmax=top), out_path)
+    _report("attention maps", out_path, as_json, layers=selection.layers, heads=selection.heads,
+            twin=None if twin is None else twin.model.name, vmax=top if top is not None else "auto")
