@@ -1,0 +1,1 @@
+"""Model-running probes: the head-pattern probe set and the generation logit trace."""

@@ -1,0 +1,113 @@
+"""Run the head-pattern probe set through a model (and its baselines) and score every head.
+
+The probe set is a few natural prompts plus repeated random token sequences
+(a random block of n distinct tokens, then the same block again): see docs/heads.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+import torch
+
+from lmxray.analysis.heads import HeadScores, Probe, score_heads, with_baseline
+from lmxray.capture.plan import CapturePlan
+from lmxray.capture.run import Batch, capture_batch
+from lmxray.errors import LmxrayError
+
+NATURAL_PROMPTS = (
+    "The cat sat on the mat because it was warm and the sun was shining through the window.",
+    "In 1969, astronauts landed on the Moon, and millions of people watched the broadcast at home.",
+    "She opened the old book, read the first page twice, and then closed it again without a word.",
+)
+REPEAT_LEN = 20  # random tokens per block; the induction offset (REPEAT_LEN - 1) stays far above MAX_SKIP
+N_REPEATS = 2  # repeated random sequences in the default probe set
+
+
+@dataclass
+class ProbeInput:
+    """Token ids of one probe; ``repeat`` is the repeated block length (0 for a natural prompt)."""
+
+    name: str
+    ids: list[int]
+    repeat: int = 0
+
+
+def probe_set(model, n_repeats: int = N_REPEATS, repeat_len: int = REPEAT_LEN, seed: int = 0,
+              prompts: Iterable[str] = NATURAL_PROMPTS) -> list[ProbeInput]:
+    """Natural prompts plus ``n_repeats`` sequences [BOS] + block + block of distinct random non-special tokens."""
+    if repeat_len < 2 or n_repeats < 1:
+        raise LmxrayError("the probe set needs at least one repeated block of 2 or more tokens",
+                          "pass n_repeats >= 1 and repeat_len >= 2")
+    probes = [ProbeInput(f"prompt {i}", model.encode(p)) for i, p in enumerate(prompts)]
+    bos = model.encode("a")[:1] if _adds_bos(model) else []
+    tok = model.tokenizer
+    special = set(getattr(tok, "all_special_ids", None) or []) | {
+        getattr(tok, f"{name}_token_id", None) for name in ("pad", "bos", "eos")}
+    pool = np.array([i for i in range(model.info.vocab_size) if i not in special])
+    if pool.size < repeat_len:
+        raise LmxrayError(f"the vocabulary has only {pool.size} ordinary tokens", f"use repeat_len <= {pool.size}")
+    rng = np.random.default_rng(seed)
+    for r in range(n_repeats):
+        block = rng.choice(pool, size=repeat_len, replace=False).tolist()
+        probes.append(ProbeInput(f"repeat {r}", bos + block + block, repeat_len))
+    limit = model.max_positions
+    longest = max(len(p.ids) for p in probes)
+    if limit and longest > limit:
+        raise LmxrayError(f"a probe is {longest} tokens, longer than the model's context of {limit}",
+                          "use a shorter repeat length")
+    return probes
+
+
+@torch.no_grad()
+def capture_probes(model, probes: list[ProbeInput], layers: list[int] | None = None) -> tuple[list[Probe], list[int]]:
+    """Per-head fp32 attention ``[layer, head, q, k]`` of each probe (one batched forward), and the model layers."""
+    plan = CapturePlan(layers=None if layers is None else tuple(layers), attention=False, per_head=True,
+                       row_stats=False, components=(), lens=False)
+    pad_id = model.tokenizer.pad_token_id
+    batch = Batch.from_ids([p.ids for p in probes], 0 if pad_id is None else pad_id, model.device)
+    recorder, _ = capture_batch(model, batch, plan, [list(range(len(p.ids))) for p in probes])
+    maps = recorder.attention_heads  # [batch, layer, head, rows, keys]
+    out = []
+    for b, (probe, pad) in enumerate(zip(probes, batch.pads)):
+        n = len(probe.ids)
+        out.append(Probe(maps[b, :, :, :n, pad:].cpu().numpy(), probe.repeat, probe.name))
+    return out, recorder.layers
+
+
+def model_head_scores(model, probes: list[ProbeInput], layers: list[int] | None = None) -> HeadScores:
+    """Score every head of ``model`` (or of the chosen layers) on the probe set."""
+    maps, kept = capture_probes(model, probes, layers)
+    return score_heads(maps, model.info.name, kept)
+
+
+def head_scores_vs_baseline(model, baselines: Iterable, baseline_name: str, probes: list[ProbeInput],
+                            layers: list[int] | None = None) -> tuple[HeadScores, list[HeadScores]]:
+    """Scores of ``model`` with z-scores against ``baselines`` (models, consumed one at a time so memory stays flat)."""
+    scores = model_head_scores(model, probes, layers)
+    base = []
+    for other in baselines:
+        _check_same_tokenizer(model, other, probes)
+        base.append(model_head_scores(other, probes, layers))
+    return with_baseline(scores, base, baseline_name), base
+
+
+def random_twins(spec: str, seeds: Iterable[int], device: str = "auto", dtype: str = "auto"):
+    """Yield the random-init twins of ``spec`` (same config and tokenizer, fresh weights), one seed at a time."""
+    from lmxray.models.loader import load
+
+    for seed in seeds:
+        yield load(spec, device=device, dtype=dtype, init="random", seed=seed)
+
+
+def _adds_bos(model) -> bool:
+    bos = getattr(model.tokenizer, "bos_token_id", None)
+    return bos is not None and model.encode("a")[0] == bos
+
+
+def _check_same_tokenizer(model, other, probes: list[ProbeInput]) -> None:
+    if other.info.vocab_size != model.info.vocab_size or other.encode(probes[0].name) != model.encode(probes[0].name):
+        raise LmxrayError(f"the baseline {other.info.name} does not share {model.info.name}'s tokenizer",
+                          "use a baseline checkpoint of the same model")
