@@ -13,6 +13,7 @@ import typer
 
 from lmxray.cli import core  # noqa: F401  (registers trace, compare, models)
 from lmxray.cli import plot  # noqa: F401  (registers plot, maps)
+from lmxray.cli import report  # noqa: F401  (registers report)
 from lmxray.cli.app import DEBUG_FLAG, app, err
 from lmxray.errors import LmxrayError
 

@@ -128,12 +128,7 @@ class Trace:
         write_trace(self, path, threshold=threshold)
 
     def _repr_html_(self) -> str:
-        """A short Jupyter summary: model, prompt, prediction and top-k."""
-        from html import escape
+        """The Jupyter summary: model, prompt, prediction, top-k, convergence table and metrics (as in the report)."""
+        from lmxray.render.report import trace_summary_html
 
-        rows = "".join(f"<tr><td>{escape(repr(s.text))}</td><td>{s.prob:.4f}</td></tr>" for s in self.top_k)
-        return (
-            f"<b>lmxray trace</b> of <code>{escape(self.model.name)}</code>: "
-            f"{escape(repr(self.prompt))} → <b>{escape(repr(self.predicted_text))}</b> ({self.confidence:.4f})"
-            f"<table><tr><th>token</th><th>prob</th></tr>{rows}</table>"
-        )
+        return trace_summary_html(self)

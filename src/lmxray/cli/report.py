@@ -1,0 +1,101 @@
+"""`lmxray report PROMPT|TRACE --out report.html`: one self-contained HTML file that opens offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from lmxray.cli.app import app, load_model, out, parse_expect
+from lmxray.cli.plot import HEADS_HELP, LAYERS_HELP, parse_indices
+from lmxray.errors import LmxrayError
+
+TRACE_SUFFIXES = (".jsonl", ".json")
+
+
+def _is_trace_path(source: str) -> bool:
+    """A source names a trace file when it is an existing file or ends like one (a missing one is an error)."""
+    path = Path(source)
+    if path.suffix.lower() in TRACE_SUFFIXES and "\n" not in source:
+        return True
+    try:
+        return path.is_file()
+    except OSError:  # a long prompt is not a valid path
+        return False
+
+
+@app.command()
+def report(
+    source: str = typer.Argument(..., metavar="PROMPT|TRACE", help="Text to trace, or a trace file (.jsonl)."),
+    out_path: Path = typer.Option(Path("report.html"), "--out", "-o", help="The HTML file to write."),
+    model: str = typer.Option("smollm2", "--model", "-m", help="Built-in alias, .gguf file, HF directory, cached hub id, or random:SPEC."),
+    expect: Optional[str] = typer.Option(None, "--expect", help='Expected attention as JSON: {"-1": [0, 4, 5]} (query -> key positions).'),
+    position: int = typer.Option(-1, "--position", "-p", help="Prediction position (negative counts from the end)."),
+    top_k: int = typer.Option(5, "--top-k", "-k", help="Candidates to show (and lens tokens per layer)."),
+    layers: Optional[str] = typer.Option(None, "--layers", help="Rows of the map grid. " + LAYERS_HELP),
+    heads: Optional[str] = typer.Option(None, "--heads", help=HEADS_HELP),
+    twin: bool = typer.Option(False, "--twin", help="Put the random-init twin's maps beside the model's (needs a model)."),
+    head_scores: bool = typer.Option(False, "--head-scores", help="Add head-pattern scores against random-init twins (needs a model)."),
+    baseline_seeds: int = typer.Option(3, "--baseline-seeds", help="Random-init twins scored for --head-scores."),
+    figure_format: str = typer.Option("png", "--figure-format", help="png or svg: how figures are embedded."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a line."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16."),
+    init: str = typer.Option("pretrained", "--init", help="pretrained, or random for the random-init twin."),
+    seed: int = typer.Option(0, "--seed", help="Seed for --init random (and the twin of --twin)."),
+):
+    """Write one offline HTML report: prediction, top-k, convergence, flow figure, head maps, logit lens."""
+    from lmxray.render.report import build_report, write_report
+    from lmxray.trace.writer import check_writable
+
+    check_writable(out_path)
+    if figure_format not in ("png", "svg"):
+        raise LmxrayError(f"--figure-format {figure_format!r} is not png or svg", "pass --figure-format png or svg")
+    if baseline_seeds < 1:
+        raise LmxrayError(f"--baseline-seeds must be at least 1, got {baseline_seeds}", "pass --baseline-seeds 3")
+    map_layers, map_heads = parse_indices(layers, "--layers"), parse_indices(heads, "--heads")
+    expected = parse_expect(expect)
+    from_file = _is_trace_path(source)
+    if from_file and (twin or head_scores):
+        raise LmxrayError("--twin and --head-scores run a model, which a trace file does not carry",
+                          "pass the prompt instead of the trace file")
+    if from_file:
+        from lmxray.trace.reader import read_trace
+
+        trace, twin_trace, scores, decode = read_trace(source), None, None, None
+    else:
+        trace, twin_trace, scores, decode = _run_model(
+            source, model, expected, position, top_k, map_layers, map_heads, twin, head_scores, baseline_seeds,
+            device, dtype, init, seed)
+    html_text = build_report(trace, decode=decode, map_layers=map_layers, map_heads=map_heads, twin=twin_trace,
+                             head_scores=scores, figure_format=figure_format)
+    write_report(html_text, out_path)
+    if as_json:
+        out.print_json(data={"out": str(out_path), "source": "trace" if from_file else "prompt",
+                             "bytes": len(html_text.encode("utf-8")), "head_scores": scores is not None,
+                             "twin": twin_trace is not None})
+    else:
+        out.print(f"report written to {out_path}")
+
+
+def _run_model(prompt, model, expected, position, top_k, map_layers, map_heads, twin, head_scores, baseline_seeds,
+               device, dtype, init, seed):
+    """Trace the prompt keeping per-head maps (and the twin's for the grid); score heads when asked."""
+    from lmxray.capture.plan import CapturePlan
+
+    loaded = load_model(model, device, dtype, init, seed)
+    plan = CapturePlan(per_head=True, top_k=top_k)
+    trace = loaded.trace(prompt, plan=plan, position=position, expect=expected)
+    twin_trace = scores = None
+    if twin:
+        spec = model if model.startswith("random:") else f"random:{model}"
+        twin_plan = CapturePlan(per_head=True, attention=False, row_stats=False, components=(), lens=False, top_k=1)
+        twin_trace = load_model(spec, device, dtype, "random", seed).trace(prompt, plan=twin_plan, position=position)
+    if head_scores:
+        from lmxray.probes.heads import head_scores_vs_baseline, probe_set, random_twins
+
+        base_spec = model[len("random:"):] if model.startswith("random:") else model
+        twins = random_twins(base_spec, range(seed + 1, seed + 1 + baseline_seeds), device, dtype)
+        scores, _ = head_scores_vs_baseline(loaded, twins, f"random init ({baseline_seeds} seeds)", probe_set(loaded))
+    return trace, twin_trace, scores, loaded.token_text

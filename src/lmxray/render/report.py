@@ -1,0 +1,256 @@
+"""The self-contained HTML report (and the Jupyter summary it starts with).
+
+One file that opens offline: styles inline, figures embedded as base64 data
+URIs, no script, no link, no URL. Text from the prompt and tokens is escaped,
+and "://" in it is written as "&#58;//", so even a prompt that quotes a web
+address renders as text without the file containing a URL.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import importlib.resources
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lmxray.analysis.convergence import ConvergenceRow, Summary
+from lmxray.errors import LmxrayError
+from lmxray.trace.types import Trace
+
+MAX_SUMMARY_ROWS = 12  # convergence rows in the Jupyter summary; the report lists them all
+TOP_HEADS = 5  # heads listed per pattern in the head-score section
+_MIME = {"png": "image/png", "svg": "image/svg+xml"}
+
+
+def text(value) -> str:
+    """Escape any text for HTML; '://' is broken up so no URL appears in the file."""
+    return html.escape(str(value)).replace("://", "&#58;//")
+
+
+def token(value: str) -> str:
+    """A token's text, quoted with whitespace escaped, as the console tables show it."""
+    return f"<code>{text(repr(value))}</code>"
+
+
+@dataclass
+class Figure:
+    """An encoded figure for the report: its bytes, format (png or svg) and caption."""
+
+    data: bytes
+    fmt: str
+    caption: str
+
+
+@dataclass
+class Section:
+    """A titled block of the report: ready HTML, or a note saying why the data is missing."""
+
+    title: str
+    body: str = ""
+    note: str = ""
+    figures: list[Figure] = field(default_factory=list)
+
+
+def summary_html(trace: Trace, rows: list[ConvergenceRow] | None, summary: Summary | None,
+                 max_rows: int | None = MAX_SUMMARY_ROWS) -> str:
+    """Model, prompt, prediction, top-k and (when the trace has attention) the convergence table and metrics."""
+    m = trace.model
+    parts = [
+        f"<p><b>{text(m.name)}</b> ({text(m.architecture)}, {m.n_layers} layers &times; {m.n_heads} heads, "
+        f"{text(m.dtype)})<br>prompt: {token(trace.prompt)} ({trace.n_tokens} tokens)<br>"
+        f"prediction at position {trace.position}: <b>{token(trace.predicted_text)}</b>, "
+        f"confidence {trace.confidence:.4f}</p>",
+        _table("top-k candidates", ("rank", "token", "id", "prob"),
+               [(i, token(s.text), s.token_id, f"{s.prob:.4f}") for i, s in enumerate(trace.top_k, 1)]),
+    ]
+    if rows is not None and summary is not None:
+        shown = rows if max_rows is None else rows[:max_rows]
+        parts.append(_table(
+            f"convergence at position {trace.position}: attention mass summed over "
+            f"{len(trace.layers)} layers &times; {m.n_heads} heads",
+            ("pos", "token", "mass", "share", "status"),
+            [(r.position, token(r.token), f"{r.mass:.2f}", f"{100 * r.share:.1f}%",
+              f'<span class="{r.status}">{r.status}</span>') for r in shown]))
+        if len(rows) > len(shown):
+            parts.append(f"<p class=note>{len(rows) - len(shown)} more positions in the full report</p>")
+        parts.append(_table("summary", ("metric", "value"), _summary_rows(summary)))
+    return "\n".join(parts)
+
+
+def _summary_rows(s: Summary) -> list[tuple]:
+    return [
+        ("first-position sink mass", f"{s.sink_mass:.2f}"),
+        ("active positions", f"{s.active_positions} / {s.n_positions}"),
+        ("unexpected positions &gt; 0.1", s.unexpected_positions),
+        ("unexpected mass", f"{s.unexpected_mass:.2f}"),
+        ("expected share", "-" if s.expected_share is None else f"{100 * s.expected_share:.1f}%"),
+        ("attention entropy (bits)", f"{s.entropy_bits:.3f}"),
+        ("total mass (layers &times; heads)", f"{s.total_mass:.2f}"),
+        ("confidence", f"{s.confidence:.4f}"),
+    ]
+
+
+def _table(caption: str, header: tuple, rows: list[tuple]) -> str:
+    """An HTML table; cells are pre-escaped HTML or numbers."""
+    head = "".join(f"<th>{h}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><caption>{caption}</caption><tr>{head}</tr>{body}</table>"
+
+
+def lens_section(lens) -> Section:
+    """The logit lens at the prediction position (a ``LensSummary``): per layer top-k, target prob and rank."""
+    target = token(lens.target_text) if lens.target_text is not None else f"#{lens.target_id}"
+    first = "never" if lens.first_top1 is None else f"layer {lens.first_top1}"
+    settled = "never" if lens.settled is None else f"layer {lens.settled}"
+    rank_note = "" if lens.rank_exact else " (ranks below the stored top-k are unknown: shown as &gt;k)"
+    rows = [(r.layer, " ".join(f"{_lens_token(t)} {t.prob:.3f}" for t in r.top), f"{r.target_prob:.4f}",
+             f"&gt;{len(r.top)}" if r.target_rank is None else r.target_rank,
+             "top-1" if r.target_rank == 1 else "") for r in lens.rows]
+    body = (f"<p>final prediction at position {lens.position} ({token(lens.token)}): {target}; first top-1 at "
+            f"{first}; top-1 from {settled} on{rank_note}</p>"
+            + _table("logit lens (final norm + unembedding on each layer's residual)",
+                     ("layer", "top-k (prob)", "prediction prob", "prediction rank", ""), rows))
+    return Section("Logit lens", body)
+
+
+def _lens_token(t) -> str:
+    return token(t.text) if t.text is not None else f"<code>#{t.token_id}</code>"
+
+
+def head_scores_section(scores, patterns: tuple[str, ...]) -> Section:
+    """Top heads per pattern (score, baseline mean, z) and label counts per layer, from a ``HeadScores``."""
+    has_base = bool(scores.z)
+    parts = [f"<p>{text(scores.model)}: scores are mean attention weights on each pattern's target key over the "
+             f"probe set" + (f"; baseline: {text(scores.baseline)} (mean and z-score per head)" if has_base else "")
+             + "</p>"]
+    header = ("pattern", "layer", "head", "score", "skip k") + (("baseline", "z") if has_base else ())
+    rows = []
+    for pattern in patterns:
+        for layer, head, score in scores.top_heads(pattern, TOP_HEADS):
+            li = scores.layers.index(layer)
+            skip = scores.skip_k[li, head] if pattern == "position_skip" else ""
+            row = (pattern, layer, head, f"{score:.3f}", skip)
+            if has_base:
+                row += (f"{scores.baseline_mean[pattern][li, head]:.3f}", f"{scores.z[pattern][li, head]:.1f}")
+            rows.append(row)
+    parts.append(_table(f"top {TOP_HEADS} heads per pattern", header, rows))
+    counts = scores.label_counts()
+    names = (*patterns, "mixed")
+    parts.append(_table("head labels per layer (dominant pattern, or mixed)", ("layer", *names),
+                        [(layer, *(c[n] for n in names)) for layer, c in counts.items()]))
+    return Section("Head scores", "\n".join(parts))
+
+
+def report_html(trace: Trace, sections: list[Section]) -> str:
+    """The whole report: the summary header, then each section with its figures embedded."""
+    style = importlib.resources.files("lmxray.render").joinpath("report.css").read_text(encoding="utf-8")
+    body = []
+    for s in sections:
+        block = [f"<h2>{text(s.title)}</h2>"]
+        if s.note:
+            block.append(f"<p class=note>{text(s.note)}</p>")
+        block.append(s.body)
+        for fig in s.figures:
+            data = base64.b64encode(fig.data).decode("ascii")
+            block.append(f'<figure><img alt="{text(fig.caption)}" src="data:{_MIME[fig.fmt]};base64,{data}">'
+                         f"<figcaption>{text(fig.caption)}</figcaption></figure>")
+        body.append("<section>" + "\n".join(block) + "</section>")
+    title = f"lmxray report: {trace.prompt[:60]}"
+    created = f", trace created {text(trace.created)}" if trace.created else ""
+    return (f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><title>{text(title)}</title>"
+            f"<style>\n{style}</style></head><body>\n<h1>lmxray report</h1>\n"
+            + "\n".join(body)
+            + f"\n<footer>lmxray {text(trace.version or _version())}{created}</footer>\n</body></html>\n")
+
+
+def _version() -> str:
+    import lmxray
+
+    return lmxray.__version__
+
+
+def write_report(html_text: str, path) -> None:
+    """Write the report atomically (temp file in the same directory, then rename)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(html_text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException as e:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise LmxrayError(f"cannot write {path}: {e.strerror or e}", "choose a writable output path") from e
+        raise
+
+
+def trace_summary_html(trace: Trace) -> str:
+    """The Jupyter summary of a trace: the report's first section, convergence rows capped."""
+    rows, summary, note = _convergence(trace)
+    extra = f"<p class=note>{text(note)}</p>" if note else ""
+    return f"<div><b>lmxray trace</b>{summary_html(trace, rows, summary)}{extra}</div>"
+
+
+def _convergence(trace: Trace):
+    """(rows, summary, "") or (None, None, why) when the trace has no attention at its prediction position."""
+    from lmxray.analysis.convergence import convergence, summarize
+
+    try:
+        return convergence(trace), summarize(trace), ""
+    except LmxrayError as e:
+        return None, None, f"no convergence table: {e}"
+
+
+def build_report(trace: Trace, *, decode=None, map_layers: list[int] | None = None,
+                 map_heads: list[int] | None = None, twin: Trace | None = None, head_scores=None,
+                 figure_format: str = "png") -> str:
+    """The report of ``trace``: every section its data allows; a missing part becomes a note naming the capture option.
+
+    ``decode`` turns lens token ids into text (a model's ``token_text``); ``twin``
+    (the random-init twin's trace of the same prompt) goes beside the map grid;
+    ``head_scores`` (a ``HeadScores``) adds the head-score section.
+    """
+    from lmxray.analysis.heads import PATTERNS
+    from lmxray.analysis.lens import lens_summary
+    from lmxray.render.attention_maps import PER_HEAD_FIX, attention_map_grid, select_maps
+    from lmxray.render.figures import figure_bytes
+    from lmxray.render.flow_figure import flow_figure
+
+    if figure_format not in _MIME:
+        raise LmxrayError(f"unknown figure format {figure_format!r}", "use png or svg")
+    rows, summary, note = _convergence(trace)
+    sections = [Section("Prediction and convergence", summary_html(trace, rows, summary, max_rows=None), note=note)]
+
+    flow = Section("Attention flow")
+    if rows is None:
+        flow.note = note
+    else:
+        try:
+            fig = flow_figure(trace, rows)
+            flow.figures.append(Figure(figure_bytes(fig, figure_format), figure_format,
+                                       "attention flow graph and convergence bar of the prediction position"))
+        except LmxrayError as e:
+            flow.note = f"no flow figure: {e}"
+    sections.append(flow)
+
+    grid = Section("Attention maps per head")
+    if trace.attention_heads is None and map_layers is None and map_heads is None:
+        grid.note = f"no per-head attention in this trace: {PER_HEAD_FIX}"
+    else:
+        selection = select_maps(trace, map_layers, map_heads)  # an explicit bad choice is the user's error
+        fig = attention_map_grid(trace, selection, twin=twin)
+        caption = "per-head attention maps" + ("" if twin is None else ", trained (left) and random init (right)")
+        grid.figures.append(Figure(figure_bytes(fig, figure_format), figure_format, caption))
+    sections.append(grid)
+
+    try:
+        sections.append(lens_section(lens_summary(trace, trace.position, decode)))
+    except LmxrayError as e:
+        sections.append(Section("Logit lens", note=f"no logit lens: {e}"))
+    if head_scores is not None:
+        sections.append(head_scores_section(head_scores, PATTERNS))
+    return report_html(trace, sections)
