@@ -27,6 +27,19 @@ class ArchSpec:
     post_norms: bool = False  # norms applied to the attention / MLP outputs (Gemma 2/3)
     learned_positions: bool = False  # absolute position embeddings added to the input (GPT-2)
     logit_softcap_attr: str | None = None  # config attribute holding a final-logit softcap
+    # Paths and flags the residual decomposition (lmxray.flow) reads; layer-level unless noted.
+    input_norm: str = "input_layernorm"  # norm before attention
+    mlp_norm: str = "post_attention_layernorm"  # norm before the MLP
+    attn_post_norm: str | None = None  # norm applied to the attention output (Gemma 2/3)
+    mlp_post_norm: str | None = None  # norm applied to the MLP output (Gemma 2/3)
+    value_proj: str = "self_attn.v_proj"  # module whose weight holds W_V (alone or fused with q/k)
+    value_rows: str = "all"  # "all"; "last": the last kv_heads*d_head rows (fused q|k|v); "per_head_last": [q|k|v] per head
+    out_proj: str = "self_attn.o_proj"  # attention output projection W_O
+    mlp_up: str = "mlp.up_proj"  # up projection (plain MLPs: the first projection)
+    up_rows: str = "all"  # "all"; "last": the last d_mlp rows (fused gate|up)
+    mlp_act: str = "mlp.act_fn"  # activation module: on the gate (GLU) or on the up projection (plain)
+    norm_eps_attr: str = "variance_epsilon"  # epsilon attribute of the norm modules
+    norm_weight_offset: float = 0.0  # norms scale by (offset + weight): 1.0 for Gemma
 
 
 def get_path(root, path: str):

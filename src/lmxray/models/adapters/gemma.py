@@ -16,4 +16,9 @@ SPEC = ArchSpec(
     mlp_kind="glu",
     post_norms=True,
     logit_softcap_attr="final_logit_softcapping",
+    mlp_norm="pre_feedforward_layernorm",
+    attn_post_norm="post_attention_layernorm",
+    mlp_post_norm="post_feedforward_layernorm",
+    norm_eps_attr="eps",
+    norm_weight_offset=1.0,
 )

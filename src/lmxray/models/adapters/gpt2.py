@@ -15,4 +15,12 @@ SPEC = ArchSpec(
     norm_kind="layer",
     mlp_kind="plain",
     learned_positions=True,
+    input_norm="ln_1",
+    mlp_norm="ln_2",
+    value_proj="attn.c_attn",
+    value_rows="last",
+    out_proj="attn.c_proj",
+    mlp_up="mlp.c_fc",
+    mlp_act="mlp.act",
+    norm_eps_attr="eps",
 )

@@ -15,4 +15,10 @@ SPEC = ArchSpec(
     norm_kind="layer",
     mlp_kind="plain",
     parallel_residual=True,
+    value_proj="attention.query_key_value",
+    value_rows="per_head_last",
+    out_proj="attention.dense",
+    mlp_up="mlp.dense_h_to_4h",
+    mlp_act="mlp.act",
+    norm_eps_attr="eps",
 )

@@ -14,4 +14,9 @@ SPEC = ArchSpec(
     mlp_down="mlp.down_proj",
     norm_kind="rms",
     mlp_kind="glu",
+    value_proj="self_attn.qkv_proj",
+    value_rows="last",
+    mlp_up="mlp.gate_up_proj",
+    up_rows="last",
+    mlp_act="mlp.activation_fn",
 )
