@@ -112,7 +112,8 @@ def sweep_batch(model, pairs: list[Pair], ids: list[tuple[list[int], list[int]]]
             "top1_intended": texts[0], "prob_intended": float(top_prob[a]),
             "top1_contradictory": texts[1], "prob_contradictory": float(top_prob[b]),
             "expected": pair.expected,
-            "hit_intended": produced(texts[0], pair.expected), "hit_contradictory": produced(texts[1], pair.expected),
+            "hit_intended": produced(model, pair.intended, flat[a], int(top_id[a]), pair.expected),
+            "hit_contradictory": produced(model, pair.contradictory, flat[b], int(top_id[b]), pair.expected),
         }
         expected_share = expected_position_share(rows[0], pair.expected_positions)
         bos = [first_share(r) for r in rows]
@@ -132,11 +133,21 @@ def _check_positions(pair: Pair, n_tokens: int) -> None:
                           f"{n_tokens}-token intended prompt", f"use 0..{n_tokens - 1} or -1..-{n_tokens}")
 
 
-def produced(top1: str, expected: str | None) -> bool | None:
-    """Whether the top-1 token starts the expected answer: its stripped text is a non-empty prefix of it."""
+def produced(model, prompt: str, prompt_ids: list[int], top1: int, expected: str | None) -> bool | None:
+    """Whether the top-1 token is the first token of the expected answer.
+
+    That token is read from the tokenization of ``prompt + " " + expected`` (no
+    space when either side already has one); when the prompt's tokens do not
+    survive that join, the top-1 text, stripped, must be a non-empty prefix of
+    the stripped answer instead.
+    """
     if expected is None:
         return None
-    token = top1.strip()
+    joiner = "" if prompt[-1:].isspace() or expected[:1].isspace() else " "
+    joined = model.tokenizer(prompt + joiner + expected, add_special_tokens=True)["input_ids"]
+    if len(joined) > len(prompt_ids) and list(joined[:len(prompt_ids)]) == list(prompt_ids):
+        return top1 == joined[len(prompt_ids)]
+    token = model.token_text(top1).strip()
     return bool(token) and expected.strip().startswith(token)
 
 

@@ -60,9 +60,10 @@ def finish_sweep(store: RunStore, pairs: list[Pair], threshold: float, model_nam
     write_tables(pa.table(pair_table), store.folder, "pairs")
     write_tables(pa.Table.from_pylist(by_category), store.folder, "summary")
     write_tables(pa.Table.from_pylist(profile_rows), store.folder, "bos_profile")
-    summary = {"model": model_name, "pairs": len(ids), "layers": n_layers, "threshold": threshold,
+    summary = {"command": "sweep", "model": model_name, "pairs": len(ids), "layers": n_layers, "threshold": threshold,
                "align": store.settings["align"], "categories": by_category}
-    atomic_write(store.folder / SUMMARY_JSON, lambda tmp: Path(tmp).write_text(json.dumps(_finite(summary), indent=2) + "\n"))
+    summary = _finite(summary)
+    atomic_write(store.folder / SUMMARY_JSON, lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2) + "\n"))
     atomic_write(store.folder / "summary.md", lambda tmp: Path(tmp).write_text(markdown(summary)))
     figures.divergence_curves(mean_curves(categories, js), threshold, store.folder / "divergence_by_category.png",
                               f"JS divergence by layer — {model_name}")
@@ -77,11 +78,14 @@ def read_summary(folder: str | Path) -> dict:
     """The summary a finished sweep wrote (for ``lmxray sweep --summary RUN``)."""
     path = Path(folder) / SUMMARY_JSON
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        summary = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise LmxrayError(f"{folder} has no sweep summary ({SUMMARY_JSON})", "run `lmxray sweep --out RUN` first") from None
     except (OSError, json.JSONDecodeError) as e:
         raise LmxrayError(f"cannot read {path} ({e})", "rerun the sweep to rewrite it") from None
+    if not isinstance(summary, dict) or summary.get("command") != "sweep":
+        raise LmxrayError(f"{folder} is not a sweep run", "pass the --out folder of an `lmxray sweep` run")
+    return summary
 
 
 def markdown(summary: dict) -> str:
@@ -95,21 +99,23 @@ def markdown(summary: dict) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for r in summary["categories"]:
         hit = f"{r['n_hit_intended']}/{r['n_expected']}" if r["n_expected"] else "-"
-        lines.append(f"| {r['category']} | {r['n_pairs']} | {_ci(r, 'peak_layer', 1)} | "
-                     f"{_ci(r, 'first_layer', 1)} ({r['n_never']}) | {_ci(r, 'area', 3)} | {_num(r['mean_js'], 4)} | "
-                     f"L{r['bottleneck_layer']} ({_num(r['bottleneck_share'], 3)}) | {hit} |")
+        lines.append(f"| {r['category']} | {r['n_pairs']} | {format_ci(r, 'peak_layer', 1)} | "
+                     f"{format_ci(r, 'first_layer', 1)} ({r['n_never']}) | {format_ci(r, 'area', 3)} | {format_num(r['mean_js'], 4)} | "
+                     f"L{r['bottleneck_layer']} ({format_num(r['bottleneck_share'], 3)}) | {hit} |")
     lines += ["", "Figures: `divergence_by_category.png`, `bos_profile.png`. Tables: `pairs.*`, `layers.*`, "
               "`summary.*`, `bos_profile.*` (Parquet and CSV).", ""]
     return "\n".join(lines)
 
 
-def _ci(row: dict, name: str, digits: int) -> str:
+def format_ci(row: dict, name: str, digits: int) -> str:
+    """``mean [low, high]`` of a summary metric, or ``-`` when it has no values."""
     if row.get(name) is None:
         return "-"
-    return f"{_num(row[name], digits)} [{_num(row[name + '_lo'], digits)}, {_num(row[name + '_hi'], digits)}]"
+    return f"{format_num(row[name], digits)} [{format_num(row[name + '_lo'], digits)}, {format_num(row[name + '_hi'], digits)}]"
 
 
-def _num(x, digits: int) -> str:
+def format_num(x, digits: int) -> str:
+    """A number with ``digits`` decimals; ``-`` for None or NaN."""
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 

@@ -1,0 +1,77 @@
+"""`lmxray profile`: per-layer residual-delta statistics of text corpora, resumable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from lmxray.cli.app import app, err, load_model, out
+from lmxray.cli.sweep import default_folder, model_key, progress_bar
+from lmxray.errors import LmxrayError
+
+
+@app.command()
+def profile(
+    corpus: Optional[list[str]] = typer.Option(None, "--corpus", "-c", help="NAME=PATH: a folder of text files, a .txt of blank-line separated samples, or JSONL with 'text'. Repeatable; the shipped corpora when omitted."),
+    model: str = typer.Option("smollm2", "--model", "-m", help="Built-in alias, .gguf file, HF directory, cached hub id, or random:SPEC."),
+    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default: runs/profile-<model>)."),
+    batch_size: int = typer.Option(8, "--batch-size", help="Samples per forward pass."),
+    max_tokens: int = typer.Option(512, "--max-tokens", help="Samples keep their first N tokens (truncations are counted)."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N samples of each corpus."),
+    top: int = typer.Option(5, "--top", help="Most input-sensitive layers listed per corpus."),
+    fresh: bool = typer.Option(False, "--fresh", help="Drop earlier results in the run folder and start over."),
+    summary: Optional[Path] = typer.Option(None, "--summary", help="Reprint the summary of this run folder and exit."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16."),
+    init: str = typer.Option("pretrained", "--init", help="pretrained, or random for the random-init twin."),
+    seed: int = typer.Option(0, "--seed", help="Seed for --init random."),
+):
+    """Profile how much each layer changes the residual stream, per corpus: mean, std, variance, ranking."""
+    from lmxray.experiments.datasets import SHIPPED_CORPORA, parse_corpus_spec, read_corpus
+    from lmxray.experiments.profile import ProfileConfig, profile_store, run_profile
+    from lmxray.experiments.profile_report import finish_profile, read_summary
+
+    if summary is not None:
+        show_summary(read_summary(summary), summary, as_json)
+        return
+    if top < 1:
+        raise LmxrayError(f"--top must be at least 1, got {top}", "pass --top 5")
+    config = ProfileConfig(batch_size=batch_size, max_tokens=max_tokens, limit=limit)
+    specs = [parse_corpus_spec(s) for s in corpus] if corpus else list(SHIPPED_CORPORA.items())
+    names = [name for name, _ in specs]
+    if len(set(names)) != len(names):
+        raise LmxrayError(f"corpus names repeat: {names}", "give every --corpus a different NAME")
+    corpora = {name: read_corpus(name, path) for name, path in specs}
+    key = model_key(model, init, seed)
+    folder = out_path or default_folder("profile", key)
+    store = profile_store(folder, key, config)
+    store.check(fresh)
+    loaded = load_model(model, device, dtype, init, seed)
+    with progress_bar("samples") as progress:
+        stats = run_profile(loaded, corpora, store, config, fresh=fresh, progress=progress)
+    result = finish_profile(store, corpora, config, loaded.info.name, top)
+    if not as_json:
+        err.print(f"[dim]{stats['computed']} samples computed, {stats['resumed']} resumed, "
+                  f"{stats['seconds']:.1f} s[/dim]")
+    show_summary(result, folder, as_json, stats)
+
+
+def show_summary(summary: dict, folder: Path, as_json: bool, stats: dict | None = None) -> None:
+    if as_json:
+        out.print_json(data={"run": str(folder), **({"run_stats": stats} if stats else {}), **summary})
+        return
+    table = Table(title=f"profile of {summary['model']} ({summary['layers']} layers, "
+                        f"samples cut to {summary['max_tokens']} tokens)")
+    for name, justify in (("corpus", "left"), ("samples", "right"), ("tokens", "right"), ("truncated", "right"),
+                          ("most input-sensitive layers (variance of mean |Δ|)", "left")):
+        table.add_column(name, justify=justify)
+    for r in summary["corpora"]:
+        table.add_row(r["corpus"], str(r["samples"]), str(r["tokens"]), str(r["truncated"]),
+                      ", ".join(f"L{layer}" for layer in r["most_sensitive_layers"]))
+    out.print(table)
+    out.print(f"run folder: {folder} (profile/samples/ranking .parquet + .csv, profile_abs_mean.png, "
+              "profile_variance.png)")

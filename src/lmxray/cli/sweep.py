@@ -1,0 +1,103 @@
+"""`lmxray sweep`: prompt-pair attention divergence by layer, resumable, with a category summary."""
+
+from __future__ import annotations
+
+import re
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from lmxray.cli.app import app, err, load_model, out
+
+
+@app.command()
+def sweep(
+    dataset: Optional[Path] = typer.Argument(None, help="Pairs as JSONL or CSV (id, category, intended, contradictory[, expected, expected_positions]); the shipped set when omitted."),
+    model: str = typer.Option("smollm2", "--model", "-m", help="Built-in alias, .gguf file, HF directory, cached hub id, or random:SPEC."),
+    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default: runs/sweep-<model>)."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Pairs per forward pass."),
+    threshold: float = typer.Option(0.05, "--threshold", help="JS divergence above this marks the first divergence layer."),
+    align: str = typer.Option("start", "--align", help="start: position 0 with position 0; end: prediction positions lined up."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N pairs."),
+    fresh: bool = typer.Option(False, "--fresh", help="Drop earlier results in the run folder and start over."),
+    summary: Optional[Path] = typer.Option(None, "--summary", help="Reprint the summary of this run folder and exit."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16."),
+    init: str = typer.Option("pretrained", "--init", help="pretrained, or random for the random-init twin."),
+    seed: int = typer.Option(0, "--seed", help="Seed for --init random."),
+):
+    """Trace matched prompt pairs and compare the prediction position's attention layer by layer."""
+    from lmxray.experiments.datasets import SHIPPED_PAIRS, read_pairs
+    from lmxray.experiments.sweep import SweepConfig, run_sweep, sweep_store
+    from lmxray.experiments.sweep_report import finish_sweep, read_summary
+
+    if summary is not None:
+        show_summary(read_summary(summary), summary, as_json)
+        return
+    config = SweepConfig(batch_size=batch_size, align=align, threshold=threshold, limit=limit)
+    pairs = read_pairs(dataset or SHIPPED_PAIRS)
+    key = model_key(model, init, seed)
+    folder = out_path or default_folder("sweep", key)
+    store = sweep_store(folder, key, config)
+    store.check(fresh)
+    loaded = load_model(model, device, dtype, init, seed)
+    with progress_bar("pairs") as progress:
+        stats = run_sweep(loaded, pairs, store, config, fresh=fresh, progress=progress)
+    result = finish_sweep(store, pairs[: config.limit] if config.limit else pairs, config.threshold, loaded.info.name)
+    if not as_json:
+        err.print(f"[dim]{stats['computed']} pairs computed, {stats['resumed']} resumed, "
+                  f"{stats['seconds']:.1f} s[/dim]")
+    show_summary(result, folder, as_json, stats)
+
+
+def model_key(model: str, init: str, seed: int) -> str:
+    """How a run folder names its model before it is loaded: the spec, or random:SPEC@seedN."""
+    spec = model.removeprefix("random:")
+    return f"random:{spec}@seed{seed}" if init == "random" or model.startswith("random:") else spec
+
+
+def default_folder(command: str, key: str) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(key).name or key).strip("-") or "model"
+    return Path("runs") / f"{command}-{slug}"
+
+
+@contextmanager
+def progress_bar(unit: str):
+    """A progress bar with an ETA on stderr; yields the ``progress(done, total)`` callback the runners take."""
+    columns = (TextColumn(f"[bold]{unit}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("eta"), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(unit, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def show_summary(summary: dict, folder: Path, as_json: bool, stats: dict | None = None) -> None:
+    from lmxray.experiments.sweep_report import format_ci, format_num
+
+    if as_json:
+        out.print_json(data={"run": str(folder), **({"run_stats": stats} if stats else {}), **summary})
+        return
+    table = Table(title=f"sweep of {summary['pairs']} pairs on {summary['model']} ({summary['layers']} layers, "
+                        f"aligned at the {summary['align']}, JS threshold {summary['threshold']:g})")
+    for name, justify in (("category", "left"), ("pairs", "right"), ("peak layer [95% CI]", "right"),
+                          ("first divergence [95% CI]", "right"), ("never", "right"), ("area [95% CI]", "right"),
+                          ("mean JS", "right"), ("BOS bottleneck", "right"), ("expected produced", "right")):
+        table.add_column(name, justify=justify)
+    for r in summary["categories"]:
+        table.add_row(r["category"], str(r["n_pairs"]), format_ci(r, "peak_layer", 1), format_ci(r, "first_layer", 1),
+                      str(r["n_never"]), format_ci(r, "area", 3), format_num(r["mean_js"], 4),
+                      f"L{r['bottleneck_layer']} ({format_num(r['bottleneck_share'], 3)})",
+                      f"{r['n_hit_intended']}/{r['n_expected']}" if r["n_expected"] else "-",
+                      end_section=r["category"] == summary["categories"][-2]["category"])
+    out.print(table)
+    out.print(f"run folder: {folder} (summary.md, pairs/layers/summary/bos_profile .parquet + .csv, figures)")
+
