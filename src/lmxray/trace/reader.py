@@ -135,9 +135,9 @@ def iter_records(path) -> Iterator[tuple[int, dict]]:
                 if not isinstance(rec, dict):
                     raise LmxrayError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}", fix)
                 kind = rec.get("record")
-                if kind not in ("meta", "node", "edge"):
+                if kind not in ("meta", "node", "edge", "flow"):
                     got = "it is missing" if kind is None else f"got {kind!r}"
-                    what = f"field 'record' must be 'meta', 'node' or 'edge' ({got})"
+                    what = f"field 'record' must be 'meta', 'node', 'edge' or 'flow' ({got})"
                     raise LmxrayError(f"{path}:{lineno}: {what}", fix)
                 if strict is None:
                     if kind != "meta":
@@ -152,6 +152,8 @@ def iter_records(path) -> Iterator[tuple[int, dict]]:
                     name = "strict_meta" if strict else "legacy_meta"
                 elif kind == "meta":
                     raise LmxrayError(f"{path}:{lineno}: a second meta record (only the first line may be meta)", fix)
+                elif kind == "flow":
+                    name = "flow"
                 elif strict:
                     if _fast_ok(rec, kind):
                         yield lineno, rec
@@ -209,6 +211,8 @@ class _Builder:
             self._fail(lineno, f"field '{field}' is {layer}, not one of the meta record's layers")
 
     def add(self, lineno: int, rec: dict) -> None:
+        if rec["record"] == "flow":  # the decomposition: lmxray.flow.read_flow reads these
+            return
         if rec["record"] == "edge":
             self._add_edge(lineno, rec)
         else:

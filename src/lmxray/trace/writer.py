@@ -10,7 +10,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -217,8 +217,11 @@ def _edges(trace: Trace, threshold: float) -> Iterator[dict]:
                     yield edge(int(layer), int(q), int(k), a[q, k], int(head))
 
 
-def trace_records(trace: Trace, threshold: float | None = None) -> Iterator[dict]:
-    """The trace's records in file order: meta, component nodes, logits nodes, confidence node, edges."""
+def trace_records(trace: Trace, threshold: float | None = None, extra: Iterable[dict] = ()) -> Iterator[dict]:
+    """The trace's records in file order: meta, component nodes, logits nodes, confidence node, edges, ``extra``.
+
+    ``extra`` carries further record types (``flow``: lmxray.flow) written after the edges.
+    """
     threshold = resolve_threshold(trace, threshold)
     if not trace.top_k:
         raise LmxrayError("cannot write a trace without top_k predictions", "trace the prompt again")
@@ -234,6 +237,7 @@ def trace_records(trace: Trace, threshold: float | None = None) -> Iterator[dict
            "position": _nonneg(int(trace.position), trace.n_tokens), "token_id": int(trace.predicted_token),
            "norm": conf, "values": [conf]}
     yield from _edges(trace, threshold)
+    yield from extra
 
 
 _EDGE_LINE = (
@@ -263,8 +267,8 @@ def check_writable(path: Path) -> None:
         raise LmxrayError(f"cannot write {path}: directory {parent} is not writable", "choose a writable output path")
 
 
-def write_trace(trace: Trace, path, threshold: float | None = None) -> None:
-    """Write ``trace`` to ``path`` as JSONL, atomically; edges below ``threshold`` are left out."""
+def write_trace(trace: Trace, path, threshold: float | None = None, extra: Iterable[dict] = ()) -> None:
+    """Write ``trace`` to ``path`` as JSONL, atomically; edges below ``threshold`` are left out; ``extra`` records last."""
     path = Path(path)
     check_writable(path)
     threshold = resolve_threshold(trace, threshold)
@@ -277,7 +281,7 @@ def write_trace(trace: Trace, path, threshold: float | None = None) -> None:
     try:
         with tmp as f:
             batch: list[str] = []
-            for rec in trace_records(trace, threshold):
+            for rec in trace_records(trace, threshold, extra):
                 batch.append(format_record(rec))
                 if len(batch) >= 4096:  # bounded buffer: stream, but not one write call per line
                     f.write("\n".join(batch) + "\n")

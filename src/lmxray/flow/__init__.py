@@ -1,0 +1,84 @@
+"""Information flow: the residual stream split exactly into per-source-token contributions, and direct logit attribution.
+
+    from lmxray.flow import flow
+    result = flow(model, "The capital of France is", groups="words")
+    result.total.shape       # [layer, position, source]; source axis ends with "<bias>"
+    result.logits[0].contributions.sum() == result.logits[0].logit   (to fp32 rounding)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from lmxray.errors import LmxrayError
+from lmxray.flow.attribution import attribute_logits
+from lmxray.flow.decompose import DEFAULT_BLOCK_ROWS, decompose
+from lmxray.flow.frozen import freeze
+from lmxray.flow.groups import group_labels, parse_groups, word_groups
+from lmxray.flow.maps import Affine, affine_of, layer_maps, norm_of
+from lmxray.flow.result import AXES, Flow, LogitAttribution, read_flow
+from lmxray.models.adapters import get_path
+
+__all__ = ["AXES", "Flow", "LogitAttribution", "flow", "read_flow", "token_id_of"]
+
+
+def token_id_of(model, text: str) -> int:
+    """The id of ``text`` as one token, or a user error naming the tokens it splits into."""
+    ids = model.tokenizer(text, add_special_tokens=False)["input_ids"]
+    if len(ids) != 1:
+        parts = " + ".join(repr(model.token_text(i)) for i in ids) if ids else "no tokens"
+        raise LmxrayError(f"--token {text!r} is not a single token: it splits into {parts}",
+                          "pass one token, e.g. the first piece with its leading space")
+    return int(ids[0])
+
+
+def resolve_groups(groups, tokens: list[str]) -> list[tuple[int, int]] | None:
+    """``None`` (every token alone), ``"words"``, a range string like ``"0-2,5"``, or a list of ``(a, b)`` ranges."""
+    if groups is None:
+        return None
+    if groups == "words":
+        return word_groups(tokens)
+    if isinstance(groups, str):
+        return parse_groups(groups, len(tokens))
+    return parse_groups(",".join(f"{a}-{b - 1}" for a, b in groups), len(tokens))
+
+
+@torch.no_grad()
+def flow(model, prompt: str, *, position: int = -1, tokens: tuple[str, ...] = (), groups=None,
+         block_rows: int = DEFAULT_BLOCK_ROWS, compute_dtype: torch.dtype = torch.float32) -> Flow:
+    """Decompose ``prompt``'s residual stream into per-source contributions and attribute the final logits.
+
+    ``tokens``: texts of extra single tokens to attribute (the predicted token always comes first);
+    ``groups``: see ``resolve_groups``; ``compute_dtype``: the matmul dtype (contributions stay fp32).
+    """
+    from lmxray.capture.run import resolve_position
+
+    ids = model.encode(prompt)
+    p = resolve_position(position, len(ids))
+    extra = [token_id_of(model, t) for t in tokens]
+    texts = model.token_texts(ids)
+    ranges = resolve_groups(groups, texts)
+    frozen = freeze(model, prompt, p)
+    dec = decompose(frozen, lambda i: layer_maps(model, i, compute_dtype), p, ranges, block_rows)
+    ranges = ranges if ranges is not None else [(s, s + 1) for s in range(len(ids))]
+    targets = [frozen.trace.predicted_token] + [t for t in extra if t != frozen.trace.predicted_token]
+    spec = model.spec
+    unembed = affine_of(get_path(model.hf, spec.unembed))
+    rows = torch.tensor(targets, device=unembed.weight.device)
+    cap = getattr(model.hf.config, spec.logit_softcap_attr, None) if spec.logit_softcap_attr else None
+    parts = attribute_logits(dec.final, frozen.final_scale[p], norm_of(get_path(model.hf, spec.final_norm), spec),
+                             Affine(unembed.weight[rows], None if unembed.bias is None else unembed.bias[rows]),
+                             frozen.final_normed[p], cap)
+    grouped = torch.stack([parts[:, a:b].sum(-1) for a, b in ranges] + [parts[:, -1]], dim=-1).cpu().numpy()
+    true = frozen.logits[p, rows].cpu().numpy()
+    as_np = lambda t: t.cpu().numpy()  # noqa: E731
+    return Flow(
+        model=model.info, prompt=prompt, token_ids=list(ids), tokens=texts, position=p,
+        sources=group_labels(texts, ranges), groups=ranges,
+        attention=as_np(dec.attention), mlp=as_np(dec.mlp), total=as_np(dec.total),
+        error=as_np(dec.error).astype(np.float64),
+        logits=[LogitAttribution(t, model.token_text(t), float(v), g.astype(np.float64))
+                for t, v, g in zip(targets, true, grouped)],
+        top_k=frozen.trace.top_k, trace=frozen.trace,
+    )
