@@ -108,6 +108,4 @@ def _panel(ax, weights: np.ndarray, top: float):
 def _cmap():
     import matplotlib
 
-    cmap = matplotlib.colormaps[CMAP].copy()
-    cmap.set_bad(MASKED_COLOR)
-    return cmap
+    return matplotlib.colormaps[CMAP].with_extremes(bad=MASKED_COLOR)

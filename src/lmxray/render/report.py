@@ -214,7 +214,6 @@ def build_report(trace: Trace, *, decode=None, map_layers: list[int] | None = No
     (the random-init twin's trace of the same prompt) goes beside the map grid;
     ``head_scores`` (a ``HeadScores``) adds the head-score section.
     """
-    from lmxray.analysis.heads import PATTERNS
     from lmxray.analysis.lens import lens_summary
     from lmxray.render.attention_maps import PER_HEAD_FIX, attention_map_grid, select_maps
     from lmxray.render.figures import figure_bytes
@@ -252,5 +251,7 @@ def build_report(trace: Trace, *, decode=None, map_layers: list[int] | None = No
     except LmxrayError as e:
         sections.append(Section("Logit lens", note=f"no logit lens: {e}"))
     if head_scores is not None:
+        from lmxray.analysis.heads import PATTERNS
+
         sections.append(head_scores_section(head_scores, PATTERNS))
     return report_html(trace, sections)
