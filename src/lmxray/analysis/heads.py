@@ -60,9 +60,24 @@ class HeadScores:
 
     def top_heads(self, pattern: str, n: int = 5) -> list[tuple[int, int, float]]:
         """The n best (layer, head, score) for ``pattern``, best first."""
+        return [(r["layer"], r["head"], r["score"]) for r in self.top_rows(pattern, n)]
+
+    def top_rows(self, pattern: str, n: int = 5, heads: list[int] | None = None) -> list[dict]:
+        """The n best heads for ``pattern`` (only ``heads`` when given) as dicts: layer, head, score, skip_k,
+        label, and baseline mean and z when a baseline was added."""
         s = self.scores[_check_pattern(pattern)]
-        order = np.argsort(-s, axis=None, kind="stable")[:n]
-        return [(self.layers[i // self.n_heads], int(i % self.n_heads), float(s.flat[i])) for i in order]
+        allowed = np.zeros(s.shape, dtype=bool)
+        allowed[:, list(range(self.n_heads)) if heads is None else heads] = True
+        order = [i for i in np.argsort(-s, axis=None, kind="stable") if allowed.flat[i]][:n]
+        rows = []
+        for i in order:
+            li, h = divmod(int(i), self.n_heads)
+            row = {"layer": self.layers[li], "head": h, "score": float(s[li, h]), "skip_k": int(self.skip_k[li, h]),
+                   "label": str(self.labels[li, h])}
+            if self.z:
+                row |= {"baseline": float(self.baseline_mean[pattern][li, h]), "z": float(self.z[pattern][li, h])}
+            rows.append(row)
+        return rows
 
     def heads_with(self, pattern: str, min_score: float = MIXED_THRESHOLD, min_z: float | None = None) -> list[tuple[int, int]]:
         """(layer, head) whose ``pattern`` score is at least ``min_score`` (and z at least ``min_z`` when given)."""
@@ -140,10 +155,15 @@ def score_heads(probes: list[Probe], model: str = "", layers: list[int] | None =
 
 
 def label_heads(scores: dict[str, np.ndarray]) -> np.ndarray:
-    """The best-scoring pattern per head, or ``mixed`` when even that scores below MIXED_THRESHOLD."""
+    """The best-scoring pattern per head, or ``mixed`` when even that scores below MIXED_THRESHOLD.
+
+    ``induction`` wins whenever it reaches the threshold: it can only show on the
+    repeated probes, and induction heads rest on the first token elsewhere.
+    """
     stacked = np.stack([scores[p] for p in PATTERNS])
     best = stacked.argmax(0)
     labels = np.array(PATTERNS, dtype=object)[best]
+    labels[scores["induction"] >= MIXED_THRESHOLD] = "induction"
     labels[stacked.max(0) < MIXED_THRESHOLD] = "mixed"
     return labels
 

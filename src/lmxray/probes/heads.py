@@ -102,6 +102,14 @@ def random_twins(spec: str, seeds: Iterable[int], device: str = "auto", dtype: s
         yield load(spec, device=device, dtype=dtype, init="random", seed=seed)
 
 
+def checkpoint_models(specs: Iterable[str], device: str = "auto", dtype: str = "auto"):
+    """Yield the pretrained models named by ``specs`` (another checkpoint as baseline, or a checkpoint series)."""
+    from lmxray.models.loader import load
+
+    for spec in specs:
+        yield load(spec, device=device, dtype=dtype)
+
+
 def _adds_bos(model) -> bool:
     bos = getattr(model.tokenizer, "bos_token_id", None)
     return bos is not None and model.encode("a")[0] == bos

@@ -1,0 +1,138 @@
+"""`lmxray heads`: score every head for the five standard patterns against a random-init (or other) baseline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from lmxray.cli.app import app, load_model, out
+from lmxray.cli.files import write_json
+from lmxray.cli.plot import LAYERS_HELP, parse_indices
+from lmxray.errors import LmxrayError
+
+RANDOM_BASELINE = "random"
+NO_BASELINE = "none"
+
+
+@app.command()
+def heads(
+    model: str = typer.Option("smollm2", "--model", "-m", help="Built-in alias, .gguf file, HF directory, cached hub id, or random:SPEC."),
+    baseline: str = typer.Option(RANDOM_BASELINE, "--baseline", help="'random' (random-init twins), 'none', or another checkpoint's SPEC."),
+    baseline_seeds: int = typer.Option(3, "--baseline-seeds", help="Random-init twins to pool (seeds SEED+1..SEED+N)."),
+    checkpoints: Optional[str] = typer.Option(None, "--checkpoints", help="Comma-separated checkpoint SPECs of one model: show how the top scores evolve."),
+    patterns: Optional[str] = typer.Option(None, "--patterns", help="Patterns to show, comma-separated (default: all five)."),
+    layers: Optional[str] = typer.Option(None, "--layers", help=LAYERS_HELP + " Default: all."),
+    head_list: Optional[str] = typer.Option(None, "--heads", help="Heads to list, comma-separated (default: all)."),
+    top: int = typer.Option(5, "--top", help="Heads listed per pattern."),
+    repeats: int = typer.Option(2, "--repeats", help="Repeated random sequences in the probe set."),
+    figure: Optional[Path] = typer.Option(None, "--figure", help="Write the score figure here (.png or .svg)."),
+    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the scores as JSON here."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16."),
+    init: str = typer.Option("pretrained", "--init", help="pretrained, or random for the random-init twin."),
+    seed: int = typer.Option(0, "--seed", help="Seed for --init random; twins use SEED+1.. ."),
+):
+    """Score heads on a probe set (natural prompts + repeated random tokens): previous-token, first-token sink,
+    self, induction, position-skip; label each head and compare with a baseline (z-scores)."""
+    from lmxray.analysis.heads import PATTERNS
+    from lmxray.probes.heads import (checkpoint_models, head_scores_vs_baseline, model_head_scores, probe_set,
+                                     random_twins)
+    from lmxray.render.figures import figure_format
+    from lmxray.render.probe_tables import print_head_scores
+    from lmxray.trace.writer import check_writable
+
+    chosen = _patterns(patterns, PATTERNS)
+    wanted_layers, wanted_heads = parse_indices(layers, "--layers"), parse_indices(head_list, "--heads")
+    if top < 1:
+        raise LmxrayError(f"--top must be at least 1, got {top}", "pass e.g. --top 5")
+    if baseline == RANDOM_BASELINE and baseline_seeds < 1:
+        raise LmxrayError(f"--baseline-seeds must be at least 1, got {baseline_seeds}", "pass e.g. --baseline-seeds 3")
+    for path in (figure, out_path):
+        if path is not None:
+            check_writable(path)
+    if figure is not None:
+        figure_format(figure)
+    loaded = load_model(model, device, dtype, init, seed)
+    heads_shown = _check_heads(wanted_heads, loaded.info.n_heads)
+    probes = probe_set(loaded, n_repeats=repeats)
+    if baseline == NO_BASELINE:
+        scores = model_head_scores(loaded, probes, wanted_layers)
+    else:
+        if baseline == RANDOM_BASELINE:
+            base_spec = model.removeprefix("random:")
+            twins = random_twins(base_spec, range(seed + 1, seed + 1 + baseline_seeds), device, dtype)
+            name = f"random init ({baseline_seeds} seeds)"
+        else:
+            twins, name = checkpoint_models([baseline], device, dtype), baseline
+        scores, _ = head_scores_vs_baseline(loaded, twins, name, probes, wanted_layers)
+    evolution = _checkpoint_evolution(checkpoints, scores, chosen, probes, wanted_layers, device, dtype)
+    top_rows = {p: scores.top_rows(p, top, heads_shown) for p in chosen}
+    data = scores.to_dict() | {"top": top_rows, "label_counts": scores.label_counts(),
+                               "probes": [{"name": p.name, "n_tokens": len(p.ids), "repeat": p.repeat} for p in probes]}
+    if evolution is not None:
+        data["checkpoints"] = evolution
+    if out_path is not None:
+        write_json(out_path, data)
+    if figure is not None:
+        from lmxray.render.figures import save_figure
+        from lmxray.render.heads_figure import head_scores_figure
+
+        save_figure(head_scores_figure(scores, chosen), figure)
+    if as_json:
+        out.print_json(data=data)
+        return
+    print_head_scores(out, scores, top_rows, scores.label_counts(), chosen, len(probes))
+    if evolution is not None:
+        from lmxray.render.probe_tables import print_checkpoints
+
+        print_checkpoints(out, evolution)
+    for path, what in ((out_path, "scores"), (figure, "figure")):
+        if path is not None:
+            out.print(f"{what} written to {path}")
+
+
+def _patterns(text: str | None, known: tuple[str, ...]) -> list[str]:
+    if text is None:
+        return list(known)
+    names = [p.strip().replace("-", "_") for p in text.split(",") if p.strip()]
+    bad = [p for p in names if p not in known]
+    if bad or not names:
+        raise LmxrayError(f"unknown pattern '{bad[0] if bad else text}'", f"choose from {', '.join(known)}")
+    return names
+
+
+def _check_heads(heads: list[int] | None, n_heads: int) -> list[int] | None:
+    if heads is None:
+        return None
+    for h in heads:
+        if not -n_heads <= h < n_heads:
+            raise LmxrayError(f"head {h} is out of range (the model has {n_heads} heads)",
+                              f"pass --heads with values in 0..{n_heads - 1} or -1..-{n_heads}")
+    return sorted({h % n_heads for h in heads})
+
+
+def _checkpoint_evolution(checkpoints, scores, patterns, probes, layers, device, dtype) -> list[dict] | None:
+    """For each checkpoint, the scores of the model's top head per pattern (so its growth can be followed)."""
+    if checkpoints is None:
+        return None
+    from lmxray.probes.heads import checkpoint_models, model_head_scores
+
+    specs = [s.strip() for s in checkpoints.split(",") if s.strip()]
+    if not specs:
+        raise LmxrayError("--checkpoints is empty", "write it like --checkpoints step1000,step5000,final")
+    tracked = {p: scores.top_rows(p, 1)[0] for p in patterns}
+    rows = []
+    for spec, loaded in zip(specs, checkpoint_models(specs, device, dtype)):
+        other = model_head_scores(loaded, probes, layers)
+        entry = {"checkpoint": spec, "scores": {}}
+        for p, head in tracked.items():
+            li = other.layers.index(head["layer"])
+            entry["scores"][p] = {"layer": head["layer"], "head": head["head"],
+                                  "score": float(other.scores[p][li, head["head"]]),
+                                  "best": other.top_rows(p, 1)[0]}
+        rows.append(entry)
+    return rows
+

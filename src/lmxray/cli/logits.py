@@ -1,0 +1,80 @@
+"""`lmxray logits` (generation logit trace) and `lmxray lens` (logit lens at one position)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from lmxray.cli.app import app, load_model, out
+from lmxray.cli.files import write_json
+
+MODEL_HELP = "Built-in alias, .gguf file, HF directory, cached hub id, or random:SPEC."
+
+
+@app.command()
+def logits(
+    prompt: str = typer.Argument(..., help="The text to continue."),
+    steps: int = typer.Option(8, "--steps", "-n", help="Tokens to generate."),
+    top_k: int = typer.Option(5, "--top-k", "-k", help="Candidates shown per step."),
+    temperature: float = typer.Option(0.0, "--temperature", "-t", help="0 = greedy; > 0 samples from softmax(logits / T)."),
+    model: str = typer.Option("smollm2", "--model", "-m", help=MODEL_HELP),
+    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the logit trace as JSON here."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16."),
+    init: str = typer.Option("pretrained", "--init", help="pretrained, or random for the random-init twin."),
+    seed: int = typer.Option(0, "--seed", help="Sampling seed (with --temperature > 0) and seed for --init random."),
+):
+    """Generate from PROMPT step by step: top-k candidates with probabilities and raw logits, entropy, and a
+    confident / uncertain / no idea flag per step. No KV cache: each step is a full forward pass."""
+    from lmxray.probes.generate import check_generation_args, logit_trace
+    from lmxray.render.probe_tables import print_logit_trace
+    from lmxray.trace.writer import check_writable
+
+    check_generation_args(steps, top_k, temperature)
+    if out_path is not None:
+        check_writable(out_path)
+    loaded = load_model(model, device, dtype, init, seed)
+    result = logit_trace(loaded, prompt, steps=steps, top_k=top_k, temperature=temperature, seed=seed)
+    if out_path is not None:
+        write_json(out_path, result.to_dict())
+    if as_json:
+        out.print_json(data=result.to_dict())
+        return
+    print_logit_trace(out, result)
+    if out_path is not None:
+        out.print(f"logit trace written to {out_path}")
+
+
+@app.command()
+def lens(
+    source: str = typer.Argument(..., help="A prompt, or a trace file (.jsonl) written by `lmxray trace`."),
+    position: int = typer.Option(-1, "--position", "-p", help="Position to read the lens at (negative counts from the end)."),
+    top_k: int = typer.Option(5, "--top-k", "-k", help="Lens candidates per layer (prompts only; a file keeps its own)."),
+    model: str = typer.Option("smollm2", "--model", "-m", help=MODEL_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16."),
+    init: str = typer.Option("pretrained", "--init", help="pretrained, or random for the random-init twin."),
+    seed: int = typer.Option(0, "--seed", help="Seed for --init random."),
+):
+    """Logit lens at a position: per layer the top-k tokens and the rank and probability of the final
+    prediction, and the first layer where it becomes top-1."""
+    from lmxray.analysis.lens import lens_summary
+    from lmxray.capture.plan import CapturePlan
+    from lmxray.render.probe_tables import print_lens
+    from lmxray.trace.reader import read_trace
+
+    if source.endswith(".jsonl") and Path(source).is_file():
+        trace, decode = read_trace(Path(source)), None
+    else:
+        loaded = load_model(model, device, dtype, init, seed)
+        plan = CapturePlan(attention=False, row_stats=False, components=(), top_k=top_k, positions=(position,))
+        trace, decode = loaded.trace(source, plan=plan, position=position), loaded.token_text
+    summary = lens_summary(trace, position, decode)
+    if as_json:
+        out.print_json(data={"model": trace.model.name, "prompt": trace.prompt} | summary.to_dict())
+        return
+    print_lens(out, trace.model.name, trace.prompt, summary)
