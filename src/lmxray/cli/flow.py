@@ -1,0 +1,48 @@
+"""``lmxray flow``: which source tokens fed the residual stream at a position, and who pushed the logit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from lmxray.cli.app import app, load_model, out
+
+
+@app.command()
+def flow(
+    prompt: str = typer.Argument(..., help="The text to run through the model."),
+    model: str = typer.Option("smollm2", "--model", "-m", help="Built-in alias, .gguf file, HF directory, cached hub id, or random:SPEC."),
+    position: int = typer.Option(-1, "--position", "-p", help="Position to look at (negative counts from the end)."),
+    token: Optional[list[str]] = typer.Option(None, "--token", help="Also attribute this token's logit (one token; repeatable)."),
+    group: Optional[str] = typer.Option(None, "--group", help='Sum sources into groups: "words", or token ranges like "0-2,3,4-6".'),
+    top_k: int = typer.Option(3, "--top-k", "-k", help="Sources shown per layer."),
+    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the trace with flow records here."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+    dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16."),
+    init: str = typer.Option("pretrained", "--init", help="pretrained, or random for the random-init twin."),
+    seed: int = typer.Option(0, "--seed", help="Seed for --init random."),
+):
+    """Split the residual stream at a position into per-source contributions (attention and MLP), layer by layer,
+    and attribute the predicted token's logit to the sources."""
+    from lmxray.errors import LmxrayError
+    from lmxray.flow import flow as run_flow
+    from lmxray.render import flow_console
+    from lmxray.trace.writer import check_writable
+
+    if top_k < 1:
+        raise LmxrayError(f"--top-k must be at least 1, got {top_k}", "pass --top-k 1 or more")
+    if group is not None and not group.strip():
+        raise LmxrayError("--group is empty", 'pass --group words or token ranges like "0-2,3"')
+    if out_path is not None:
+        check_writable(out_path)
+    loaded = load_model(model, device, dtype, init, seed)
+    result = run_flow(loaded, prompt, position=position, tokens=tuple(token or ()), groups=group)
+    if out_path is not None:
+        result.save(out_path)
+    if as_json:
+        out.print_json(data=flow_console.flow_json(result, out_path))
+    else:
+        flow_console.print_flow(out, result, top_k, out_path)
