@@ -12,6 +12,7 @@ import sys
 import typer
 
 from lmxray.cli import core  # noqa: F401  (registers trace, compare, models)
+from lmxray.cli import flow  # noqa: F401  (registers flow)
 from lmxray.cli import heads, logits  # noqa: F401  (registers heads, logits, lens)
 from lmxray.cli import sweep, profile  # noqa: F401  (registers sweep, profile)
 from lmxray.cli import plot  # noqa: F401  (registers plot, maps)
