@@ -271,7 +271,7 @@ def test_builtin_flow_svg_and_report(smollm2_trace, tmp_path):
 def test_builtin_report_with_head_scores(capsys, tmp_path):
     out = tmp_path / "r.html"
     code, _, err = run(capsys, "report", "The capital of France is", "--out", out, "--head-scores",
-                       "--baseline-seeds", "1")
+                       "--baseline-seeds", "1", "--layers", "-1", "--heads", "0")
     assert code == 0, err
     text = out.read_text(encoding="utf-8")
     assert_offline(text)
