@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from lmxray.flow import flow, read_flow
+from lmxray.flow.groups import word_groups
 from lmxray.flow.decompose import decompose
 from lmxray.flow.frozen import Frozen
 from lmxray.flow.maps import Affine, LayerMaps
@@ -66,6 +67,12 @@ def test_groups_preserve_totals(family_flow):
     # norm of a sum <= sum of norms, and the grouped stream stays exact
     assert np.all(grouped.total[..., 0] <= result.total[..., 0:5].sum(-1) * (1 + 1e-5) + 1e-6)
     assert grouped.max_error <= RESID_TOL
+
+
+def test_word_groups():
+    tokens = ["<bos>", "The", " cap", "ital", " of", " Fr", "ance", ",", " ", "it", "'s"]
+    assert [("".join(tokens[a:b])) for a, b in word_groups(tokens)] == \
+        ["<bos>", "The", " capital", " of", " France", ",", " it", "'s"]
 
 
 def test_flow_records_round_trip(family_flow, tmp_path):
