@@ -37,11 +37,13 @@ class ProbeInput:
 
 def probe_set(model, n_repeats: int = N_REPEATS, repeat_len: int = REPEAT_LEN, seed: int = 0,
               prompts: Iterable[str] = NATURAL_PROMPTS) -> list[ProbeInput]:
-    """Natural prompts plus ``n_repeats`` sequences [BOS] + block + block of distinct random non-special tokens."""
+    """Natural prompts (cut to the context) plus ``n_repeats`` sequences [BOS] + block + block of distinct
+    random non-special tokens."""
     if repeat_len < 2 or n_repeats < 1:
         raise LmxrayError("the probe set needs at least one repeated block of 2 or more tokens",
                           "pass n_repeats >= 1 and repeat_len >= 2")
-    probes = [ProbeInput(f"prompt {i}", model.encode(p)) for i, p in enumerate(prompts)]
+    limit = model.max_positions
+    probes = [ProbeInput(f"prompt {i}", _encode_within(model, p, limit)) for i, p in enumerate(prompts)]
     bos = model.encode("a")[:1] if _adds_bos(model) else []
     tok = model.tokenizer
     special = set(getattr(tok, "all_special_ids", None) or []) | {
@@ -53,10 +55,8 @@ def probe_set(model, n_repeats: int = N_REPEATS, repeat_len: int = REPEAT_LEN, s
     for r in range(n_repeats):
         block = rng.choice(pool, size=repeat_len, replace=False).tolist()
         probes.append(ProbeInput(f"repeat {r}", bos + block + block, repeat_len))
-    limit = model.max_positions
-    longest = max(len(p.ids) for p in probes)
-    if limit and longest > limit:
-        raise LmxrayError(f"a probe is {longest} tokens, longer than the model's context of {limit}",
+    if limit and len(probes[-1].ids) > limit:
+        raise LmxrayError(f"a repeated probe is {len(probes[-1].ids)} tokens, longer than the model's context of {limit}",
                           "use a shorter repeat length")
     return probes
 
@@ -89,7 +89,7 @@ def head_scores_vs_baseline(model, baselines: Iterable, baseline_name: str, prob
     scores = model_head_scores(model, probes, layers)
     base = []
     for other in baselines:
-        _check_same_tokenizer(model, other, probes)
+        _check_same_tokenizer(model, other)
         base.append(model_head_scores(other, probes, layers))
     return with_baseline(scores, base, baseline_name), base
 
@@ -110,12 +110,19 @@ def checkpoint_models(specs: Iterable[str], device: str = "auto", dtype: str = "
         yield load(spec, device=device, dtype=dtype)
 
 
+def _encode_within(model, prompt: str, limit: int | None) -> list[int]:
+    """A natural prompt's ids, cut to the model's context (tiny test models have short ones)."""
+    ids = model.tokenizer(prompt, add_special_tokens=True)["input_ids"]
+    return list(ids[:limit] if limit else ids)
+
+
 def _adds_bos(model) -> bool:
     bos = getattr(model.tokenizer, "bos_token_id", None)
     return bos is not None and model.encode("a")[0] == bos
 
 
-def _check_same_tokenizer(model, other, probes: list[ProbeInput]) -> None:
-    if other.info.vocab_size != model.info.vocab_size or other.encode(probes[0].name) != model.encode(probes[0].name):
+def _check_same_tokenizer(model, other) -> None:
+    text = NATURAL_PROMPTS[0]
+    if other.info.vocab_size != model.info.vocab_size or _encode_within(other, text, None) != _encode_within(model, text, None):
         raise LmxrayError(f"the baseline {other.info.name} does not share {model.info.name}'s tokenizer",
                           "use a baseline checkpoint of the same model")
