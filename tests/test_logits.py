@@ -133,3 +133,24 @@ def test_cli_lens_from_prompt_and_file(capsys, tiny_dir, tmp_path):
     assert code == 0 and "final prediction" in stdout and "first top-1 at layer" in stdout
     code, _, err = run(capsys, "lens", PROMPT, "--model", tiny_dir, "--position", 99)
     assert code == 2 and "out of range" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.builtin
+def test_builtin_greedy_trace_equals_hf_generate():
+    """An independent decoding path: transformers' greedy generate (with its KV cache) picks the same tokens."""
+    import lmxray
+
+    model = lmxray.load("smollm2")
+    prompt = "Once upon a time"
+    result = logit_trace(model, prompt, steps=6, top_k=3)
+    ids = torch.tensor([model.encode(prompt)])
+    with torch.no_grad():
+        gen = model.hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False,
+                                output_scores=True, return_dict_in_generate=True, pad_token_id=0)
+    new = gen.sequences[0, ids.shape[1]:].tolist()
+    assert [s.chosen_id for s in result.steps] == new, f"logit trace {[s.chosen_id for s in result.steps]} vs generate {new}"
+    for s, scores in zip(result.steps, gen.scores):
+        probs = torch.softmax(scores[0].float(), -1)
+        drift = max(abs(c.prob - float(probs[c.token_id])) for c in s.candidates)
+        assert drift <= PROB_TOL * 10, f"step {s.step}: probabilities drift {drift:.2e} from generate's (KV cache)"
+    assert result.steps[0].candidates[0].text == "," and result.steps[0].flag == "confident"
