@@ -119,3 +119,20 @@ def test_hand_computed_two_layers():
         assert abs(got - value) <= HAND_TOL, f"{kind}[{layer}, {pos}, {src}] = {got}, by hand {value}"
     assert float(dec.error.max()) <= HAND_TOL, f"hand case residual error {float(dec.error.max()):.2e}"
     assert torch.allclose(dec.final, torch.tensor([[3.9375, 0.0], [0.0, 5.0625], [0.0, 18.0]]))
+
+
+def test_documented_flow_records_validate():
+    import json
+    from pathlib import Path
+
+    import jsonschema
+
+    from lmxray.trace.reader import load_schema
+
+    doc = (Path(__file__).parent.parent / "docs" / "trace-format.md").read_text(encoding="utf-8")
+    lines = [line for line in doc.splitlines() if line.startswith('{"record":"flow"')]
+    assert len(lines) == 3, "the flow example in docs/trace-format.md moved"
+    for line in lines:
+        jsonschema.validate(json.loads(line), load_schema())
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"record": "flow", "kind": "logit", "layer": 0}, load_schema())
