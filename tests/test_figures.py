@@ -291,3 +291,16 @@ def test_maps_command_with_twin(capsys, tiny_dir, tmp_path):
     bad = tmp_path / "bad.png"
     assert_user_error(capsys, ["maps", PROMPT, "--model", tiny_dir, "--layers", "5", "--out", bad],
                       "layer 5 is out of range", out_file=bad)
+
+
+def test_long_prompt_bar_keeps_the_heaviest_positions(tiny_dir):
+    import lmxray
+
+    from lmxray.render.flow_figure import MAX_BARS
+
+    trace = lmxray.load(str(tiny_dir)).trace("abcdefghij" * 5)  # 50 tokens
+    rows = convergence(trace)
+    bar_ax = flow_figure(trace, rows).axes[1]
+    heaviest = sorted(r.mass for r in rows)[-MAX_BARS:]
+    assert sorted(b.get_width() for b in bar_ax.patches) == pytest.approx(heaviest, abs=1e-9)
+    assert f"the {MAX_BARS} heaviest of 50 positions" in bar_ax.get_title()

@@ -30,6 +30,8 @@ LANE_COLORS = {"input_embedding": "#555555", "query": "#1f77b4", "key": "#17becf
 EDGE_COLOR = "#3b6ea5"
 MAX_LINE_WIDTH = 4.0  # points, for the heaviest edge drawn
 DEFAULT_MIN_SHARE = 0.02  # edges lighter than this share of the heaviest edge are not drawn
+MAX_BARS = 40  # longer prompts: the convergence bar shows the heaviest positions only, and says so
+MAX_TICKS = 60  # longer prompts label every n-th position
 FLOW_FIX = "trace again with attention capture on (the default; CapturePlan(attention=True))"
 
 
@@ -58,7 +60,7 @@ def flow_figure(trace: Trace, rows: list[ConvergenceRow], *, layers: list[int] |
         "choose captured layers, or trace again capturing them (CapturePlan(layers=None) keeps all)")
     band = [trace.layers.index(l) for l in sorted(chosen)]
     n_tok = trace.n_tokens
-    height = min(4 + 0.38 * len(band), 40)
+    height = min(max(4 + 0.38 * len(band), 2 + 0.22 * min(len(rows), MAX_BARS)), 40)
     width_graph = min(3 + 0.55 * n_tok, 30)
     fig = Figure(figsize=(width_graph + 4.5, height), layout="constrained")
     graph, bar = fig.subplots(1, 2, gridspec_kw={"width_ratios": [width_graph, 4.5]})
@@ -87,7 +89,8 @@ def _draw_graph(ax, trace: Trace, weights: np.ndarray, layers: list[int], min_sh
     ax.axvline(trace.position, color=UNEXPECTED_COLOR, lw=0.8, ls=":", zorder=0)
     ax.set_xlim(-0.7, n_tok - 0.3)
     ax.set_ylim(-0.45, n_band + 0.35)
-    ax.set_xticks(range(n_tok), [f"{p}\n{token_label(t)}" for p, t in enumerate(trace.tokens)],
+    ticks = range(0, n_tok, -(-n_tok // MAX_TICKS))
+    ax.set_xticks(ticks, [f"{p}\n{token_label(trace.tokens[p])}" for p in ticks],
                   rotation=90 if n_tok > 12 else 0, fontsize=8)
     step = max(1, n_band // 30)
     ax.set_yticks([b + 0.5 for b in range(0, n_band, step)], [f"L{layers[b]}" for b in range(0, n_band, step)],
@@ -126,7 +129,7 @@ def _draw_nodes(ax, trace: Trace, layers: list[int]) -> list[Patch]:
 
 def _draw_bar(ax, trace: Trace, rows: list[ConvergenceRow]) -> list[Patch]:
     """Mass per key position (summed over layers and heads) at the prediction position, in position order."""
-    ordered = sorted(rows, key=lambda r: r.position)
+    ordered = sorted(rows[:MAX_BARS], key=lambda r: r.position)  # rows come heaviest first
     colors = {"expected": EXPECTED_COLOR, "unexpected": UNEXPECTED_COLOR, "": NEUTRAL_COLOR}
     ys = np.arange(len(ordered))
     masses = [r.mass for r in ordered]
@@ -138,7 +141,8 @@ def _draw_bar(ax, trace: Trace, rows: list[ConvergenceRow]) -> list[Patch]:
         ax.text(m + 0.01 * top, y, f"{m:.2f}", va="center", fontsize=7)
     ax.set_xlim(0, top * 1.25 if top > 0 else 1)
     ax.set_xlabel("attention mass (summed over layers and heads)")
-    ax.set_title(f"convergence at position {trace.position}", fontsize=9)
+    shown = "" if len(rows) <= MAX_BARS else f"\n(the {MAX_BARS} heaviest of {len(rows)} positions)"
+    ax.set_title(f"convergence at position {trace.position}{shown}", fontsize=9)
     legend = [Patch(color=EXPECTED_COLOR, label="expected"), Patch(color=UNEXPECTED_COLOR, label="unexpected")]
     if any(r.status == "" for r in ordered):
         legend = [Patch(color=NEUTRAL_COLOR, label="no expectation given")]
