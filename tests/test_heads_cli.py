@@ -49,6 +49,21 @@ def test_heads_table_figure_and_json(capsys, tiny_dir, tmp_path):
     assert {h["head"] for h in printed["top"]["induction"]} <= {0, 1}
 
 
+def test_checkpoint_baseline_and_evolution(capsys, tiny_dir):
+    code, stdout, err = run(capsys, "heads", "--model", tiny_dir, "--baseline", tiny_dir, "--json",
+                            "--checkpoints", f"{tiny_dir},{tiny_dir}")
+    assert code == 0, err
+    data = json.loads(stdout)
+    assert data["baseline"] == str(tiny_dir) and len(data["checkpoints"]) == 2
+    for entry in data["checkpoints"]:  # the same weights score the same as the model itself
+        for pattern, got in entry["scores"].items():
+            want = data["top"][pattern][0]
+            assert (got["layer"], got["head"]) == (want["layer"], want["head"])
+            assert abs(got["score"] - want["score"]) <= 1e-9, f"{pattern}: {got['score']} vs {want['score']}"
+    code, stdout, _ = run(capsys, "heads", "--model", tiny_dir, "--baseline", "none", "--checkpoints", tiny_dir)
+    assert code == 0 and "across checkpoints" in stdout
+
+
 @pytest.mark.parametrize("args, words", [
     (["--patterns", "copying"], ["unknown pattern 'copying'"]),
     (["--layers", "7"], ["layer 7 is out of range"]),

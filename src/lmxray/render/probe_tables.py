@@ -55,7 +55,7 @@ def print_lens(out: Console, model: str, prompt: str, s: LensSummary) -> None:
     for r in s.rows:
         rank = str(r.target_rank) if r.target_rank is not None else f">{len(r.top)}"
         tops = "  ".join(f"{show(t.text if t.text is not None else str(t.token_id))} {t.prob:.3f}" for t in r.top)
-        table.add_row(str(r.layer), rank, f"{r.target_prob:.4f}", tops)
+        table.add_row(str(r.layer), rank, _prob(r.target_prob), tops)
     out.print(table)
     if not s.rank_exact:
         out.print("[dim]this trace has no target_rank: ranks beyond the stored top-k show as >k[/dim]")
@@ -80,6 +80,11 @@ def print_logit_trace(out: Console, t: LogitTrace) -> None:
         out.print(f"entropy {s.entropy:.3f} nats  [{style}]{s.flag}[/{style}]{chosen}")
     out.print(f"generated: {show(t.generated)}" + ("  (stopped at end of sequence)" if t.stopped == "eos" else ""))
     out.print(f"[dim]flags: confident top-1 > {CONFIDENT}, no idea top-1 < {NO_IDEA}, else uncertain[/dim]")
+
+
+def _prob(p: float) -> str:
+    """Four decimals, or two significant digits for probabilities that would print as 0.0000."""
+    return f"{p:.4f}" if p >= 1e-4 or p == 0 else f"{p:.1e}"
 
 
 def _layer(layer: int | None) -> str:
