@@ -122,7 +122,11 @@ def pattern_scores(attention: np.ndarray, repeat: int = 0) -> tuple[dict[str, np
     if t < 3:
         raise LmxrayError(f"a probe of {t} tokens is too short to score heads", "use probes of 3 tokens or more")
     rows = np.arange(2, t)
-    diag = lambda offset, r: a[..., r, r - offset].mean(-1)  # noqa: E731  mean weight on key q - offset
+
+    def diag(offset: int, r: np.ndarray) -> np.ndarray:
+        """Mean weight on key q - offset over query rows r: [layer, head]."""
+        return a[..., r, r - offset].mean(-1)
+
     scores = {"previous_token": diag(1, rows), "first_token": a[..., rows, 0].mean(-1), "self": diag(0, rows)}
     nan = np.full(a.shape[:2], np.nan)
     skips = np.stack([diag(k, np.arange(k + 1, t)) if k + 1 < t else nan for k in range(2, MAX_SKIP + 1)])

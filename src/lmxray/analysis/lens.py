@@ -7,8 +7,8 @@ texts come from the trace itself, or from an optional ``decode`` callable.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import numpy as np
 

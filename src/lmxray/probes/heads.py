@@ -6,8 +6,8 @@ The probe set is a few natural prompts plus repeated random token sequences
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import numpy as np
 import torch
