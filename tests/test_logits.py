@@ -142,10 +142,10 @@ def test_builtin_greedy_trace_equals_hf_generate():
 
     model = lmxray.load("smollm2")
     prompt = "Once upon a time"
-    result = logit_trace(model, prompt, steps=6, top_k=3)
+    result = logit_trace(model, prompt, steps=4, top_k=3)
     ids = torch.tensor([model.encode(prompt)])
     with torch.no_grad():
-        gen = model.hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False,
+        gen = model.hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=4, do_sample=False,
                                 output_scores=True, return_dict_in_generate=True, pad_token_id=0)
     new = gen.sequences[0, ids.shape[1]:].tolist()
     assert [s.chosen_id for s in result.steps] == new, f"logit trace {[s.chosen_id for s in result.steps]} vs generate {new}"
