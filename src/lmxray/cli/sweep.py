@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich import box
 from rich.table import Table
 
 from lmxray.cli.app import app, err, load_model, out
@@ -81,23 +82,23 @@ def progress_bar(unit: str):
 
 
 def show_summary(summary: dict, folder: Path, as_json: bool, stats: dict | None = None) -> None:
-    from lmxray.experiments.sweep_report import format_ci, format_num
+    from lmxray.experiments.sweep_report import format_num
 
     if as_json:
         out.print_json(data={"run": str(folder), **({"run_stats": stats} if stats else {}), **summary})
         return
     table = Table(title=f"sweep of {summary['pairs']} pairs on {summary['model']} ({summary['layers']} layers, "
-                        f"aligned at the {summary['align']}, JS threshold {summary['threshold']:g})")
-    for name, justify in (("category", "left"), ("pairs", "right"), ("peak layer [95% CI]", "right"),
-                          ("first divergence [95% CI]", "right"), ("never", "right"), ("area [95% CI]", "right"),
-                          ("mean JS", "right"), ("BOS bottleneck", "right"), ("expected produced", "right")):
-        table.add_column(name, justify=justify)
+                        f"aligned at the {summary['align']}, JS threshold {summary['threshold']:g}); "
+                        "category means (95% intervals in summary.md)", box=box.SIMPLE_HEAD, pad_edge=False,
+                  collapse_padding=True)
+    for name in ("category", "n", "peak L", "first", "never", "area", "JS", "BOS peak", "hits"):
+        table.add_column(name, justify="left" if name == "category" else "right", no_wrap=True)
     for r in summary["categories"]:
-        table.add_row(r["category"], str(r["n_pairs"]), format_ci(r, "peak_layer", 1), format_ci(r, "first_layer", 1),
-                      str(r["n_never"]), format_ci(r, "area", 3), format_num(r["mean_js"], 4),
-                      f"L{r['bottleneck_layer']} ({format_num(r['bottleneck_share'], 3)})",
+        table.add_row(r["category"], str(r["n_pairs"]), format_num(r["peak_layer"], 1),
+                      format_num(r["first_layer"], 1), str(r["n_never"]), format_num(r["area"], 3),
+                      format_num(r["mean_js"], 4), f"L{r['bottleneck_layer']} {format_num(r['bottleneck_share'], 2)}",
                       f"{r['n_hit_intended']}/{r['n_expected']}" if r["n_expected"] else "-",
-                      end_section=r["category"] == summary["categories"][-2]["category"])
+                      end_section=r is summary["categories"][-2])
     out.print(table)
     out.print(f"run folder: {folder} (summary.md, pairs/layers/summary/bos_profile .parquet + .csv, figures)")
 

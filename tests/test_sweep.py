@@ -1,0 +1,264 @@
+"""Sweeps on a tiny model: numbers against HF eager attention, batching, kill-and-resume, CLI output and errors."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from lmxray.cli import main
+from lmxray.experiments.datasets import Pair, read_pairs
+from lmxray.experiments.sweep import sweep_batch
+from lmxray.models.loader import from_hf
+from tiny_models import BosTokenizer, tiny_model, tiny_tokenizer
+
+EAGER_TOL = 1e-5  # sweep JS / shares vs a direct computation from HF eager output_attentions
+BATCH_TOL = 1e-6  # a pair traced in a padded batch vs alone
+PAIRS = [
+    Pair("a", "cap", "Paris is it. The capital is", "Rome is it. The capital is", "P"),
+    Pair("b", "cap", "hello there world", "hi", "x", (0, -1)),
+    Pair("c", "sci", "water is wet and cold", "water is dry", None),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return from_hf(tiny_model("llama"), BosTokenizer(), "tiny-llama")
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny-llama-sweep")
+    tiny_model("llama").save_pretrained(path)
+    tiny_tokenizer().save_pretrained(path)
+    return path
+
+
+def encode(model, pairs):
+    return [(model.encode(p.intended), model.encode(p.contradictory)) for p in pairs]
+
+
+def column(table, name):
+    return np.asarray(table.column(name).to_pylist(), dtype=float)
+
+
+def eager_rows(model, prompt: str) -> np.ndarray:
+    """Prediction-position attention per layer from HF eager output_attentions, summed over heads, normalised."""
+    eager = copy.deepcopy(model.hf)
+    eager.set_attn_implementation("eager")
+    ids = torch.tensor([model.encode(prompt)])
+    with torch.no_grad():
+        attentions = eager(ids, output_attentions=True).attentions
+    rows = torch.stack(attentions)[:, 0, :, -1].sum(1).double().numpy()  # [layer, k_pos]
+    return rows / rows.sum(-1, keepdims=True)
+
+
+def direct_js(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """JS divergence in bits, written out term by term (independent of lmxray.analysis)."""
+    out = []
+    for a, b in zip(p, q):
+        m = (a + b) / 2
+        kl = lambda x: sum(xi * np.log2(xi / mi) for xi, mi in zip(x, m) if xi > 0)  # noqa: E731
+        out.append(0.5 * kl(a) + 0.5 * kl(b))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("how", ["start", "end"])
+def test_sweep_rows_match_eager_attention(tiny, how):
+    table = sweep_batch(tiny, PAIRS, encode(tiny, PAIRS), how)
+    n_layers = tiny.info.n_layers
+    assert table.num_rows == len(PAIRS) * n_layers
+    for k, pair in enumerate(PAIRS):
+        p, q = eager_rows(tiny, pair.intended), eager_rows(tiny, pair.contradictory)
+        width = max(p.shape[1], q.shape[1])
+        pad = lambda r: np.pad(r, [(0, 0), (0, width - r.shape[1]) if how == "start" else (width - r.shape[1], 0)])  # noqa: E731
+        rows = slice(k * n_layers, (k + 1) * n_layers)
+        for name, ref in (("js", direct_js(pad(p), pad(q))), ("bos_share_intended", p[:, 0]),
+                          ("bos_share_contradictory", q[:, 0])):
+            drift = float(np.abs(column(table, name)[rows] - ref).max())
+            assert drift <= EAGER_TOL, f"pair {pair.id}, align {how}: {name} drifts {drift:.3e} from eager"
+        logits = tiny.logits(pair.intended)[-1]
+        prob = float(torch.softmax(logits, -1).max())
+        got = table.column("prob_intended")[rows.start].as_py()
+        assert abs(got - prob) <= EAGER_TOL, f"pair {pair.id}: top-1 prob {got} vs untraced {prob}"
+    share = column(table, "expected_share_intended")[n_layers:2 * n_layers]
+    p = eager_rows(tiny, PAIRS[1].intended)
+    assert np.abs(share - (p[:, 0] + p[:, -1])).max() <= EAGER_TOL
+
+
+def test_batched_equals_one_at_a_time(tiny):
+    together = sweep_batch(tiny, PAIRS, encode(tiny, PAIRS), "start")
+    alone = [sweep_batch(tiny, [p], encode(tiny, [p]), "start") for p in PAIRS]
+    for name in ("js", "bos_share_intended", "bos_share_contradictory", "prob_intended", "prob_contradictory"):
+        single = np.concatenate([column(t, name) for t in alone])
+        drift = float(np.abs(column(together, name) - single).max())
+        assert drift <= BATCH_TOL, f"{name}: batched drifts {drift:.3e} from one-at-a-time"
+    assert together.column("top1_intended").to_pylist() == sum((t.column("top1_intended").to_pylist() for t in alone), [])
+
+
+def write_pairs(path: Path, n: int) -> Path:
+    rows = [{"id": f"p{i:03d}", "category": ["alpha", "beta", "gamma"][i % 3], "intended": f"the value {i} is big",
+             "contradictory": f"a value {i * 7} was small", "expected": "x"} for i in range(n)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_sweep_cli_writes_tables_figures_and_summary(capsys, tiny_dir, tmp_path):
+    pairs, folder = write_pairs(tmp_path / "pairs.jsonl", 7), tmp_path / "run"
+    code, stdout, _ = run(capsys, "sweep", pairs, "--model", tiny_dir, "--out", folder, "--batch-size", 3)
+    assert code == 0
+    for text in ("sweep of 7 pairs", "alpha", "gamma", "all", "peak L", "BOS peak"):
+        assert text in stdout, f"{text!r} missing from the sweep output"
+    for name in ("layers.parquet", "layers.csv", "pairs.parquet", "pairs.csv", "summary.csv", "summary.parquet",
+                 "bos_profile.csv", "summary.md", "summary.json", "divergence_by_category.png", "bos_profile.png"):
+        assert (folder / name).is_file(), f"{name} was not written"
+    layers, per_pair = pq.read_table(folder / "layers.parquet"), pq.read_table(folder / "pairs.parquet")
+    assert layers.num_rows == 7 * 3 and per_pair.num_rows == 7
+    assert per_pair.column("id").to_pylist() == [f"p{i:03d}" for i in range(7)], "pairs come back in dataset order"
+    js = column(layers, "js").reshape(7, 3)
+    assert np.allclose(column(per_pair, "mean_js"), js.mean(1)) and np.allclose(column(per_pair, "peak_js"), js.max(1))
+    code, again, _ = run(capsys, "sweep", "--summary", folder, "--json")
+    data = json.loads(again)
+    assert code == 0 and data["pairs"] == 7 and [c["category"] for c in data["categories"]] == ["alpha", "beta", "gamma", "all"]
+    assert data["categories"][0]["n_pairs"] == 3
+
+
+def test_sweep_resumes_and_fresh_starts_over(capsys, tiny_dir, tmp_path):
+    pairs, folder = write_pairs(tmp_path / "pairs.jsonl", 6), tmp_path / "run"
+    assert run(capsys, "sweep", pairs, "--model", tiny_dir, "--out", folder, "--limit", 4)[0] == 0
+    code, _, err = run(capsys, "sweep", pairs, "--model", tiny_dir, "--out", folder)
+    assert code == 0 and "2 pairs computed, 4 resumed" in err, err
+    assert pq.read_table(folder / "pairs.parquet").num_rows == 6
+    code, _, err = run(capsys, "sweep", pairs, "--model", tiny_dir, "--out", folder, "--fresh")
+    assert code == 0 and "6 pairs computed, 0 resumed" in err, err
+
+
+def test_sigkill_and_resume_give_the_same_tables(capsys, tiny_dir, tmp_path):
+    """A real sweep in a subprocess is SIGKILLed mid-run; rerunning gives exactly the uninterrupted tables."""
+    pairs = write_pairs(tmp_path / "pairs.jsonl", 40)
+    reference, killed = tmp_path / "reference", tmp_path / "killed"
+    assert run(capsys, "sweep", pairs, "--model", tiny_dir, "--out", reference, "--batch-size", 1)[0] == 0
+    args = [sys.executable, "-c", "import sys; from lmxray.cli import main; sys.exit(main())", "sweep", str(pairs), "--model", str(tiny_dir), "--out", str(killed),
+            "--batch-size", "1", "--json"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    deadline = time.monotonic() + 120
+    while len(list((killed / "parts").glob("part-*.parquet"))) < 3 and time.monotonic() < deadline:
+        assert proc.poll() is None, "the sweep ended before it could be killed"
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(list((killed / "parts").glob("part-*.parquet")))
+    assert 3 <= done < 40, f"the kill landed after {done} of 40 batches"
+    assert not (killed / "pairs.parquet").exists(), "the killed run got to its report"
+    code, _, err = run(capsys, "sweep", pairs, "--model", tiny_dir, "--out", killed, "--batch-size", 1)
+    assert code == 0 and "40 pairs computed" not in err, err
+    for name in ("layers.parquet", "pairs.parquet", "summary.parquet", "bos_profile.parquet"):
+        a, b = pq.read_table(reference / name), pq.read_table(killed / name)
+        assert a.num_rows == b.num_rows, f"{name}: {b.num_rows} rows after resuming, {a.num_rows} uninterrupted"
+        assert a.equals(b), f"{name} differs between the resumed and the uninterrupted run"
+
+
+def test_stray_temporary_part_is_ignored_and_removed(capsys, tiny_dir, tmp_path):
+    pairs, folder = write_pairs(tmp_path / "pairs.jsonl", 3), tmp_path / "run"
+    assert run(capsys, "sweep", pairs, "--model", tiny_dir, "--out", folder, "--limit", 2)[0] == 0
+    stray = folder / "parts" / ".tmp-part-000009.parquet.abc"
+    stray.write_bytes(b"PAR1 half a file")
+    code, _, err = run(capsys, "sweep", pairs, "--model", tiny_dir, "--out", folder)
+    assert code == 0 and "1 pairs computed, 2 resumed" in err and not stray.exists()
+
+
+def snapshot(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def assert_user_error(capsys, args, *words):
+    code, _, err = run(capsys, *args)
+    assert code == 2, f"exit code {code}, stderr: {err}"
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), f"expected one error line, got: {err!r}"
+    for word in words:
+        assert word.lower() in lines[0].lower(), f"{word!r} not in {lines[0]!r}"
+
+
+def test_folder_of_another_model_or_command_is_refused_untouched(capsys, tiny_dir, tmp_path):
+    pairs, folder = write_pairs(tmp_path / "pairs.jsonl", 3), tmp_path / "run"
+    assert run(capsys, "sweep", pairs, "--model", tiny_dir, "--out", folder)[0] == 0
+    before = snapshot(folder)
+    assert_user_error(capsys, ["sweep", pairs, "--model", "random:" + str(tiny_dir), "--out", folder], "belongs to")
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("some text\n")
+    assert_user_error(capsys, ["profile", "--corpus", f"x={corpus}", "--model", tiny_dir, "--out", folder], "lmxray sweep")
+    assert_user_error(capsys, ["sweep", pairs, "--model", tiny_dir, "--out", folder, "--align", "end"],
+                      "other settings", "--fresh")
+    assert snapshot(folder) == before, "a refused command changed the run folder"
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    assert_user_error(capsys, ["sweep", pairs, "--model", tiny_dir, "--out", other], "not an lmxray run folder")
+    assert (other / "notes.txt").read_text() == "keep me" and len(list(other.iterdir())) == 1
+
+
+@pytest.mark.parametrize("name, text, words", [
+    ("bad.jsonl", '{"id": "a", "category": "c", "intended": "x", "contradictory": "y"}\n{"id": "b", oops}\n',
+     ["bad.jsonl:2", "not valid JSON"]),
+    ("missing.jsonl", '\n{"id": "a", "category": "c", "intended": "x"}\n', ["missing.jsonl:2", "'contradictory'"]),
+    ("dup.jsonl", '{"id": "a", "category": "c", "intended": "x", "contradictory": "y"}\n'
+                  '{"id": "a", "category": "c", "intended": "x", "contradictory": "z"}\n',
+     ["dup.jsonl:2", "duplicate id 'a'", "line 1"]),
+    ("typo.jsonl", '{"id": "a", "category": "c", "intended": "x", "contradictroy": "y"}\n', ["typo.jsonl:1", "unknown"]),
+    ("pos.jsonl", '{"id": "a", "category": "c", "intended": "x", "contradictory": "y", "expected_positions": "0"}\n',
+     ["pos.jsonl:1", "expected_positions"]),
+    ("bad.csv", 'id,category,intended,contradictory\na,c,x,y\nb,c,,y\n', ["bad.csv:3", "'intended'"]),
+    ("empty.jsonl", "\n\n", ["no pairs"]),
+    ("latin1.jsonl", None, ["not UTF-8"]),
+    ("pairs.txt", "id\n", ["unsupported"]),
+])
+def test_bad_pair_files_are_one_line_errors(capsys, tiny_dir, tmp_path, name, text, words):
+    path = tmp_path / name
+    if text is None:
+        path.write_bytes(b'{"id": "caf\xe9"}\n')
+    else:
+        path.write_text(text)
+    folder = tmp_path / "run"
+    assert_user_error(capsys, ["sweep", path, "--model", tiny_dir, "--out", folder], *words)
+    assert not folder.exists(), "a refused sweep created its run folder"
+
+
+def test_missing_and_unreadable_inputs(capsys, tiny_dir, tmp_path):
+    assert_user_error(capsys, ["sweep", tmp_path / "nope.jsonl", "--model", tiny_dir], "does not exist")
+    assert_user_error(capsys, ["sweep", "--summary", tmp_path], "no sweep summary")
+    assert_user_error(capsys, ["sweep", "--align", "middle", "--model", tiny_dir, "--out", tmp_path / "r"], "alignment")
+    assert_user_error(capsys, ["sweep", "--batch-size", 0, "--model", tiny_dir, "--out", tmp_path / "r"], "batch size")
+    out_of_range = tmp_path / "far.jsonl"
+    out_of_range.write_text('{"id": "a", "category": "c", "intended": "ab", "contradictory": "y", '
+                            '"expected_positions": [0, 9]}\n')
+    assert_user_error(capsys, ["sweep", out_of_range, "--model", tiny_dir, "--out", tmp_path / "r2"],
+                      "pair 'a'", "out of range")
+
+
+def test_shipped_pair_set_is_complete():
+    pairs = read_pairs(Path(__file__).parents[1] / "src/lmxray/experiments/data/pairs.jsonl")
+    categories = {p.category for p in pairs}
+    assert len(pairs) >= 100 and len(categories) >= 5, f"{len(pairs)} pairs in {sorted(categories)}"
+    assert {"capital_cities", "science_facts", "entity_completion", "memorised_phrases", "dates_history",
+            "code"} <= categories
+    assert all(p.expected for p in pairs) and all(p.intended != p.contradictory for p in pairs)
