@@ -262,3 +262,23 @@ def test_shipped_pair_set_is_complete():
     assert {"capital_cities", "science_facts", "entity_completion", "memorised_phrases", "dates_history",
             "code"} <= categories
     assert all(p.expected for p in pairs) and all(p.intended != p.contradictory for p in pairs)
+
+
+@pytest.mark.builtin
+def test_shipped_sweep_on_the_builtin_model(capsys, tmp_path):
+    import lmxray
+
+    folder = tmp_path / "run"
+    code, stdout, _ = run(capsys, "sweep", "--out", folder, "--limit", 8, "--json")
+    assert code == 0
+    data = json.loads(stdout)
+    assert (data["model"], data["pairs"], data["layers"]) == ("smollm2", 8, 30)
+    assert data["categories"][-1]["category"] == "all" and data["categories"][-1]["n_pairs"] == 8
+    per_pair = pq.read_table(folder / "pairs.parquet").to_pydict()
+    france = per_pair["id"].index("capital_cities-00")
+    assert per_pair["top1_intended"][france] == " Paris" and per_pair["hit_intended"][france] is True
+    untraced = torch.softmax(lmxray.load("smollm2").logits(read_pairs(
+        Path(__file__).parents[1] / "src/lmxray/experiments/data/pairs.jsonl")[0].intended)[-1], -1).max()
+    drift = abs(per_pair["prob_intended"][france] - float(untraced))
+    assert drift <= EAGER_TOL, f"smollm2: sweep confidence drifts {drift:.3e} from the untraced forward"
+    assert "capital_cities" in (folder / "summary.md").read_text()
