@@ -148,8 +148,8 @@ def score_heads(probes: list[Probe], model: str = "", layers: list[int] | None =
     per_probe = [pattern_scores(p.attention, p.repeat) for p in probes]
     if not any(p.repeat for p in probes):
         raise LmxrayError("the probe set has no repeated sequence", "add a probe with repeat > 0 to score induction")
-    scores = {name: np.nanmean(np.stack([s[name] for s, _ in per_probe]), axis=0) for name in PATTERNS if name != "position_skip"}
-    skips = np.nanmean(np.stack([k for _, k in per_probe]), axis=0)  # [offset, layer, head]
+    scores = {name: _mean_defined(np.stack([s[name] for s, _ in per_probe])) for name in PATTERNS if name != "position_skip"}
+    skips = _mean_defined(np.stack([k for _, k in per_probe]))  # [offset, layer, head]
     best = np.nanargmax(skips, axis=0)
     scores["position_skip"] = np.take_along_axis(skips, best[None], axis=0)[0]
     scores = {name: scores[name] for name in PATTERNS}
@@ -195,6 +195,14 @@ def with_baseline(scores: HeadScores, baselines: list[HeadScores], name: str) ->
         z[p] = (scores.scores[p] - m) / np.maximum(s, Z_STD_FLOOR)
     scores.baseline, scores.baseline_mean, scores.baseline_std, scores.z = name, mean, std, z
     return scores
+
+
+def _mean_defined(stacked: np.ndarray) -> np.ndarray:
+    """Mean over axis 0 of the entries that are defined (not NaN); NaN where none is."""
+    defined = ~np.isnan(stacked)
+    count = defined.sum(0)
+    total = np.where(defined, stacked, 0.0).sum(0)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
 def _check_pattern(pattern: str) -> str:
