@@ -109,5 +109,5 @@ def layer_maps(model, layer: int, dtype=torch.float32) -> LayerMaps:
         out=out, attn_post=post(spec.attn_post_norm),
         up=fold(norm_of(get_path(block, spec.mlp_norm), spec, dtype), up),
         down=down, mlp_post=post(spec.mlp_post_norm),
-        centre=spec.norm_kind == "layer", parallel=spec.parallel_residual, n_heads=info.n_heads, n_kv_heads=info.n_kv_heads,
+        centre=spec.norm_kind == "layer", parallel=spec.uses_parallel_residual(model.hf.config), n_heads=info.n_heads, n_kv_heads=info.n_kv_heads,
     )

@@ -24,6 +24,7 @@ class ArchSpec:
     norm_kind: str  # "rms" or "layer"
     mlp_kind: str  # "glu" (gate * up) or "plain" (act(up))
     parallel_residual: bool = False  # attention and MLP read the same residual (GPT-NeoX)
+    parallel_residual_attr: str | None = None  # config attribute that overrides `parallel_residual` when present
     post_norms: bool = False  # norms applied to the attention / MLP outputs (Gemma 2/3)
     learned_positions: bool = False  # absolute position embeddings added to the input (GPT-2)
     logit_softcap_attr: str | None = None  # config attribute holding a final-logit softcap
@@ -40,6 +41,12 @@ class ArchSpec:
     mlp_act: str = "mlp.act_fn"  # activation module: on the gate (GLU) or on the up projection (plain)
     norm_eps_attr: str = "variance_epsilon"  # epsilon attribute of the norm modules
     norm_weight_offset: float = 0.0  # norms scale by (offset + weight): 1.0 for Gemma
+
+    def uses_parallel_residual(self, config) -> bool:
+        """Whether this model's layers run attention and MLP in parallel (the config may switch it)."""
+        if self.parallel_residual_attr is None:
+            return self.parallel_residual
+        return bool(getattr(config, self.parallel_residual_attr, self.parallel_residual))
 
 
 def get_path(root, path: str):

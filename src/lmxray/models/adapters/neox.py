@@ -15,6 +15,7 @@ SPEC = ArchSpec(
     norm_kind="layer",
     mlp_kind="plain",
     parallel_residual=True,
+    parallel_residual_attr="use_parallel_residual",
     value_proj="attention.query_key_value",
     value_rows="per_head_last",
     out_proj="attention.dense",
