@@ -9,7 +9,7 @@ in a RunStore, so a killed sweep resumes where it stopped.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -47,13 +47,6 @@ class SweepConfig:
             raise LmxrayError(f"threshold must lie in [0, 1], got {self.threshold}", "pass e.g. --threshold 0.05")
         if self.limit is not None and self.limit < 1:
             raise LmxrayError(f"limit must be at least 1, got {self.limit}", "pass --limit 1 or more")
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "SweepConfig":
-        names = {f.name for f in fields(cls)}
-        if set(data) - names:
-            raise LmxrayError(f"unknown sweep option(s) {sorted(set(data) - names)}", f"valid: {', '.join(sorted(names))}")
-        return cls(**data)
 
     def stored_settings(self) -> dict:
         """The settings a run folder must keep to stay consistent across resumes."""
