@@ -33,8 +33,9 @@ def capture_attention(module, query, key, value, attention_mask, scaling=None, s
         scaling = query.shape[-1] ** -0.5
     if softcap is None:
         output, _ = sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, **kwargs)
-        if wants_probs:
-            for rows, probs in iter_probabilities(query, key, attention_mask, scaling, None, recorder.rows_per_chunk(query, key)):
+        if wants_probs:  # only the query rows the plan keeps
+            chunk = recorder.rows_per_chunk(query, key)
+            for rows, probs in iter_probabilities(query, key, attention_mask, scaling, None, chunk, recorder.rows_needed):
                 recorder.on_probabilities(module, rows, probs)
     else:
         # SDPA has no softcap: compute the output from the probabilities, as eager attention does.
@@ -50,9 +51,10 @@ def capture_attention(module, query, key, value, attention_mask, scaling=None, s
     return output, None
 
 
-def iter_probabilities(query, key, attention_mask, scaling, softcap, rows_per_chunk):
-    """Yield ``(slice of query rows, fp32 probabilities [batch, head, rows, k_pos])`` chunk by chunk.
+def iter_probabilities(query, key, attention_mask, scaling, softcap, rows_per_chunk, row_index=None):
+    """Yield ``(query row indices, fp32 probabilities [batch, head, rows, k_pos])`` chunk by chunk.
 
+    ``row_index`` (sorted) limits the work to those query rows; None means all.
     GQA is handled by grouping query heads per KV head (no repeated keys in
     memory); fully masked rows (left padding) come out as zeros, not NaN.
     """
@@ -60,9 +62,11 @@ def iter_probabilities(query, key, attention_mask, scaling, softcap, rows_per_ch
     n_kv, k_len = key.shape[1], key.shape[2]
     group = n_heads // n_kv
     k = key.float().unsqueeze(2).transpose(-1, -2)  # [batch, kv_head, 1, d_head, k_pos]
-    for start in range(0, q_len, rows_per_chunk):
-        rows = slice(start, min(start + rows_per_chunk, q_len))
-        q = query[:, :, rows].float().reshape(batch, n_kv, group, -1, d_head)
+    if row_index is None:
+        row_index = torch.arange(q_len, device=query.device)
+    for start in range(0, row_index.numel(), rows_per_chunk):
+        rows = row_index[start:start + rows_per_chunk]
+        q = query.index_select(2, rows).float().reshape(batch, n_kv, group, -1, d_head)
         scores = torch.matmul(q, k).reshape(batch, n_heads, -1, k_len) * scaling
         if softcap is not None:
             scores = torch.tanh(scores / softcap) * softcap
@@ -73,12 +77,12 @@ def iter_probabilities(query, key, attention_mask, scaling, softcap, rows_per_ch
         yield rows, torch.nan_to_num(probs, nan=0.0)
 
 
-def _allowed(attention_mask, rows: slice, q_len: int, k_len: int, device):
-    """Boolean [batch|1, 1, rows, k_pos] of allowed keys; None means nothing is masked."""
+def _allowed(attention_mask, rows: torch.Tensor, q_len: int, k_len: int, device):
+    """Boolean [batch|1, 1, rows, k_pos] of allowed keys for the given query rows."""
     if attention_mask is None:  # the mask function chose plain causal attention
-        q_pos = torch.arange(rows.start, rows.stop, device=device) + (k_len - q_len)
+        q_pos = rows + (k_len - q_len)
         return (torch.arange(k_len, device=device)[None, :] <= q_pos[:, None])[None, None]
-    mask = attention_mask[:, :, rows, :k_len]
+    mask = attention_mask.index_select(2, rows)[..., :k_len]
     return mask if mask.dtype == torch.bool else mask == 0
 
 

@@ -30,6 +30,8 @@ class Recorder:
         self.plan, self.spec, self.hf_model = plan, spec, hf_model
         self.layers, self.heads = layers, heads
         self.kept_rows = kept_rows
+        needed = kept_rows[kept_rows >= 0].unique()  # sorted padded query rows any prompt keeps
+        self.rows_needed = None if needed.numel() == seq_len else needed  # None: every row
         self.seq_len = seq_len
         self.batch = kept_rows.shape[0]
         self.device = kept_rows.device
@@ -50,8 +52,8 @@ class Recorder:
         per_row = query.shape[0] * query.shape[1] * key.shape[2] * 4
         return max(1, self.plan.chunk_bytes // per_row)
 
-    def on_probabilities(self, module, rows: slice, probs: torch.Tensor) -> None:
-        """Fold one chunk of fp32 probabilities [batch, head, rows, k_pos] into the buffers."""
+    def on_probabilities(self, module, rows: torch.Tensor, probs: torch.Tensor) -> None:
+        """Fold fp32 probabilities [batch, head, rows, k_pos] of query ``rows`` (sorted indices) into the buffers."""
         slot = self._slot[id(module)]
         n_layers, n_heads, n_keys = len(self.layers), probs.shape[1], probs.shape[-1]
         kept = self.kept_rows
@@ -62,12 +64,13 @@ class Recorder:
             self.attention_heads = probs.new_zeros(self.batch, n_layers, len(self.heads), n_kept, n_keys)
         if self.plan.row_stats and self.entropy is None:
             self.entropy = probs.new_zeros(self.batch, n_layers, n_heads, n_kept)
-        in_chunk = (kept >= rows.start) & (kept < rows.stop)  # [batch, kept]
+        where = torch.searchsorted(rows, kept).clamp(max=rows.numel() - 1)  # [batch, kept]
+        in_chunk = (kept >= 0) & (rows[where] == kept)
         for b in range(self.batch):
             dest = in_chunk[b].nonzero().squeeze(-1)
             if dest.numel() == 0:
                 continue
-            local = kept[b, dest] - rows.start
+            local = where[b, dest]
             block = probs[b, :, local]  # [head, kept_in_chunk, k_pos]
             if self.attention is not None:
                 self.attention[b, slot, dest] = block.sum(0)
