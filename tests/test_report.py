@@ -15,7 +15,7 @@ import torch
 from lmxray.capture.plan import CapturePlan
 from lmxray.cli import main
 from lmxray.models.loader import from_hf
-from lmxray.render.report import build_report, trace_summary_html
+from lmxray.render.report import build_report
 from tiny_models import BosTokenizer, tiny_model, tiny_tokenizer
 
 PROB_TOL = 1e-5  # fp32 probabilities vs the eager / hand-written reference
