@@ -60,8 +60,13 @@ def test_checkpoint_baseline_and_evolution(capsys, tiny_dir):
             want = data["top"][pattern][0]
             assert (got["layer"], got["head"]) == (want["layer"], want["head"])
             assert abs(got["score"] - want["score"]) <= 1e-9, f"{pattern}: {got['score']} vs {want['score']}"
+    code, stdout, _ = run(capsys, "heads", "--model", tiny_dir, "--baseline", "none", "--json",
+                          "--checkpoints", tiny_dir, tiny_dir, tiny_dir)  # the issue's `--checkpoints A B C` form
+    assert code == 0 and len(json.loads(stdout)["checkpoints"]) == 3
     code, stdout, _ = run(capsys, "heads", "--model", tiny_dir, "--baseline", "none", "--checkpoints", tiny_dir)
     assert code == 0 and "across checkpoints" in stdout
+    assert_user_error = run(capsys, "heads", "--model", tiny_dir, "stray-argument")
+    assert assert_user_error[0] == 2 and "unexpected argument" in assert_user_error[2]
 
 
 @pytest.mark.parametrize("args, words", [

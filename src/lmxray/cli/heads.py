@@ -18,10 +18,13 @@ NO_BASELINE = "none"
 
 @app.command()
 def heads(
+    more_checkpoints: Optional[list[str]] = typer.Argument(
+        None, metavar="[CHECKPOINT]...", show_default=False,
+        help="Further checkpoint SPECs after --checkpoints A, as in `--checkpoints A B C`."),
     model: str = typer.Option("smollm2", "--model", "-m", help="Built-in alias, .gguf file, HF directory, cached hub id, or random:SPEC."),
     baseline: str = typer.Option(RANDOM_BASELINE, "--baseline", help="'random' (random-init twins), 'none', or another checkpoint's SPEC."),
     baseline_seeds: int = typer.Option(3, "--baseline-seeds", help="Random-init twins to pool (seeds SEED+1..SEED+N)."),
-    checkpoints: Optional[str] = typer.Option(None, "--checkpoints", help="Comma-separated checkpoint SPECs of one model: show how the top scores evolve."),
+    checkpoints: Optional[str] = typer.Option(None, "--checkpoints", help="Checkpoint SPECs of one model (`--checkpoints A B C` or A,B,C): show how the top scores evolve."),
     patterns: Optional[str] = typer.Option(None, "--patterns", help="Patterns to show, comma-separated (default: all five)."),
     layers: Optional[str] = typer.Option(None, "--layers", help=LAYERS_HELP + " Default: all."),
     head_list: Optional[str] = typer.Option(None, "--heads", help="Heads to list, comma-separated (default: all)."),
@@ -44,6 +47,11 @@ def heads(
     from lmxray.render.probe_tables import print_head_scores
     from lmxray.trace.writer import check_writable
 
+    if more_checkpoints and checkpoints is None:
+        raise LmxrayError(f"unexpected argument(s) {' '.join(more_checkpoints)}",
+                          "`lmxray heads` takes no prompt; list checkpoints after --checkpoints")
+    if more_checkpoints:
+        checkpoints = ",".join([checkpoints, *more_checkpoints])
     chosen = _patterns(patterns, PATTERNS)
     wanted_layers, wanted_heads = parse_indices(layers, "--layers"), parse_indices(head_list, "--heads")
     if top < 1:
