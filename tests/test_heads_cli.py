@@ -65,8 +65,8 @@ def test_checkpoint_baseline_and_evolution(capsys, tiny_dir):
     assert code == 0 and len(json.loads(stdout)["checkpoints"]) == 3
     code, stdout, _ = run(capsys, "heads", "--model", tiny_dir, "--baseline", "none", "--checkpoints", tiny_dir)
     assert code == 0 and "across checkpoints" in stdout
-    assert_user_error = run(capsys, "heads", "--model", tiny_dir, "stray-argument")
-    assert assert_user_error[0] == 2 and "unexpected argument" in assert_user_error[2]
+    stray = run(capsys, "heads", "--model", tiny_dir, "stray-argument")
+    assert stray[0] == 2 and "unexpected argument" in stray[2]
 
 
 @pytest.mark.parametrize("args, words", [
