@@ -18,7 +18,7 @@ BATCH_TOL = 1e-5  # a left-padded batch vs the single-prompt run
 BOOK_TOL = 1e-5  # resid_out - (resid_in + attention_output + mlp_output)
 
 PROMPTS = ["hello world, this is a test", "short one", "the quick brown fox jumps"]
-FULL = CapturePlan(per_head=True, n_values=None)
+FULL = CapturePlan(per_head=True, n_values=None, lens_positions=None)
 
 
 def _drift(a, b) -> float:
@@ -119,6 +119,9 @@ def test_plan_bounds_what_is_kept(family_models):
     assert kept_rows.tolist() == [trace.n_tokens - 1], f"{family}: rows kept {kept_rows}"
     assert set(trace.components) == {"residual"} and trace.components["residual"].values.shape[-1] == 2
     assert trace.lens is None
+    default = model.trace(PROMPTS[0], position=-2)  # the lens defaults to the prediction position only
+    computed = np.flatnonzero(~np.isnan(default.lens.target_prob[0]))
+    assert computed.tolist() == [default.n_tokens - 2], f"{family}: lens computed at {computed}"
     full = model.trace(PROMPTS[0], plan=FULL)
     drift = _drift(trace.attention[:, -1], full.attention[[0, -1], -1])
     assert drift <= PROB_TOL, f"{family}: a restricted plan changes the kept row by {drift:.3e}"

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from lmxray.analysis.lens import first_top1_layer, lens_summary, lens_table, settled_layer
+from lmxray.capture.plan import CapturePlan
 from lmxray.errors import LmxrayError
 from lmxray.models.loader import from_hf
 from lmxray.trace.reader import read_trace
@@ -36,7 +37,7 @@ def reference_logprobs(model, prompt: str) -> np.ndarray:
 
 @pytest.mark.parametrize("position", [-1, 3])
 def test_lens_rank_and_prob_match_numpy(tiny, position):
-    trace = tiny.trace(PROMPT, position=-1)
+    trace = tiny.trace(PROMPT, position=-1, plan=CapturePlan(lens_positions=(position,)))
     ref = reference_logprobs(tiny, PROMPT)
     p = position % trace.n_tokens
     target = int(ref[-1, p].argmax())

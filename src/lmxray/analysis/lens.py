@@ -108,7 +108,7 @@ def _position(trace: Trace, position: int) -> int:
                           f"use 0..{n - 1} or -1..-{n}")
     if trace.lens.top_ids.shape[1] <= p or not (trace.lens.top_ids[:, p] >= 0).any():
         raise LmxrayError(f"the trace has no logit lens at position {p}",
-                          "trace again keeping that position (CapturePlan(positions=None) keeps all)")
+                          "trace with that --position, or keep it with CapturePlan(lens_positions=...) (None keeps all)")
     return p
 
 

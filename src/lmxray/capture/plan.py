@@ -27,7 +27,8 @@ class CapturePlan:
     row_stats: bool = True  # entropy of every attention row [layer, head, q_pos]
     components: tuple[str, ...] = COMPONENTS  # which component summaries to keep
     n_values: int | None = 8  # first N floats kept per vector; None keeps the full vector
-    lens: bool = True  # logit lens at every captured layer and position
+    lens: bool = True  # logit lens at every captured layer
+    lens_positions: tuple[int, ...] | None = ()  # positions besides the prediction position; None = every position
     top_k: int = 5
     threshold: float = DEFAULT_THRESHOLD  # edges below this weight are not written to JSONL
     chunk_bytes: int = 256 * 2**20  # bound on one fp32 probability block [batch, head, rows, keys]
@@ -68,6 +69,12 @@ class CapturePlan:
         if self.layers is None:
             return list(range(n_layers))
         return sorted({_resolve_index(i, n_layers, "layer") for i in self.layers})
+
+    def resolve_lens_positions(self, n_tokens: int, predict: int) -> list[int]:
+        """Sorted positions whose logit lens is computed: the prediction position plus ``lens_positions``."""
+        if self.lens_positions is None:
+            return list(range(n_tokens))
+        return sorted({predict} | {_resolve_index(p, n_tokens, "lens position") for p in self.lens_positions})
 
     def resolve_heads(self, n_heads: int) -> list[int]:
         if self.heads is None:

@@ -78,30 +78,54 @@ def lens_logprobs(model, hidden: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def compute_lens(model, residual: torch.Tensor, targets: torch.Tensor, k: int):
-    """Top-k, target-token probability and target rank (1 = top) per (batch, layer, pos) from residuals [batch, layer, pos, d].
+def compute_lens(model, rows: torch.Tensor, targets: torch.Tensor, k: int):
+    """Top-k, target-token probability and target rank (1 = top) for residual rows [n, d] and targets [n].
 
-    All (batch, layer, pos) rows go through the unembedding together, in chunks, so
-    the vocabulary matrix is read once per chunk rather than once per layer.
+    All rows go through the unembedding together, in chunks, so the vocabulary
+    matrix is read once per chunk rather than once per layer or position.
     """
-    b, n_layers, t, d = residual.shape
-    rows = residual.reshape(-1, d)
-    row_targets = targets[:, None, :].expand(b, n_layers, t).reshape(-1, 1)
-    top_ids = torch.empty(rows.shape[0], k, dtype=torch.long, device=rows.device)
-    top_probs = torch.empty(rows.shape[0], k, device=rows.device)
-    target_prob = torch.empty(rows.shape[0], device=rows.device)
-    target_rank = torch.empty(rows.shape[0], dtype=torch.int32, device=rows.device)
+    n = rows.shape[0]
+    top_ids = torch.empty(n, k, dtype=torch.long, device=rows.device)
+    top_probs = torch.empty(n, k, device=rows.device)
+    target_prob = torch.empty(n, device=rows.device)
+    target_rank = torch.empty(n, dtype=torch.int32, device=rows.device)
     step = max(1, LENS_CHUNK_BYTES // (model.info.vocab_size * 4))
-    for start in range(0, rows.shape[0], step):
+    for start in range(0, n, step):
         sl = slice(start, start + step)
         logp = lens_logprobs(model, rows[sl])
         vals, ids = logp.topk(k, dim=-1)
         top_ids[sl], top_probs[sl] = ids, vals.exp()
-        target_logp = logp.gather(-1, row_targets[sl])
+        target_logp = logp.gather(-1, targets[sl, None])
         target_prob[sl] = target_logp.squeeze(-1).exp()
         target_rank[sl] = 1 + (logp > target_logp).sum(-1).to(torch.int32)
-    return (top_ids.view(b, n_layers, t, k), top_probs.view(b, n_layers, t, k), target_prob.view(b, n_layers, t),
-            target_rank.view(b, n_layers, t))
+    return top_ids, top_probs, target_prob, target_rank
+
+
+def batch_lens(model, recorder: Recorder, final_logp: torch.Tensor, pads: list[int], lens_positions: list[list[int]],
+               lengths: list[int], k: int) -> list[LogitLens]:
+    """The logit lens of every captured layer at each prompt's chosen positions, in one pass over the vocabulary.
+
+    Positions not chosen hold top id -1, NaN probabilities and rank 0 (the writer skips them).
+    """
+    index = [torch.tensor([pad + p for p in pos], device=final_logp.device) for pad, pos in zip(pads, lens_positions)]
+    rows = torch.cat([recorder.lens_residual[b][:, idx].reshape(-1, recorder.lens_residual.shape[-1])
+                      for b, idx in enumerate(index)])
+    n_layers = recorder.lens_residual.shape[1]
+    targets = torch.cat([final_logp[b, idx].argmax(-1).repeat(n_layers) for b, idx in enumerate(index)])
+    ids, probs, target, rank = (x.cpu().numpy() for x in compute_lens(model, rows, targets, k))
+    out, offset = [], 0
+    for pos, n in zip(lens_positions, lengths):
+        size = n_layers * len(pos)
+        cut = slice(offset, offset + size)
+        lens = LogitLens(np.full((n_layers, n, k), -1, dtype=np.int64), np.full((n_layers, n, k), np.nan, np.float32),
+                         np.full((n_layers, n), np.nan, np.float32), np.zeros((n_layers, n), np.int32))
+        lens.top_ids[:, pos] = ids[cut].reshape(n_layers, len(pos), k)
+        lens.top_probs[:, pos] = probs[cut].reshape(n_layers, len(pos), k)
+        lens.target_prob[:, pos] = target[cut].reshape(n_layers, len(pos))
+        lens.target_rank[:, pos] = rank[cut].reshape(n_layers, len(pos))
+        out.append(lens)
+        offset += size
+    return out
 
 
 def build_traces(model, prompts: list[str], ids: list[list[int]], batch: Batch, plan: CapturePlan,
@@ -113,7 +137,8 @@ def build_traces(model, prompts: list[str], ids: list[list[int]], batch: Batch, 
     final_logp = torch.log_softmax(logits.float(), dim=-1)
     lens = None
     if plan.lens:
-        lens = compute_lens(model, recorder.lens_residual, final_logp.argmax(-1), plan.top_k)
+        lens_positions = [plan.resolve_lens_positions(len(x), p) for x, p in zip(ids, positions)]
+        lens = batch_lens(model, recorder, final_logp, batch.pads, lens_positions, [len(x) for x in ids], plan.top_k)
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     traces = []
     for b, (prompt, token_ids) in enumerate(zip(prompts, ids)):
@@ -144,7 +169,7 @@ def build_traces(model, prompts: list[str], ids: list[list[int]], batch: Batch, 
                 values=None if values is None else values[b, :, pad:].cpu().numpy(),
             )
         if lens is not None:
-            trace.lens = LogitLens(*(x[b, :, pad:].cpu().numpy() for x in lens))
+            trace.lens = lens[b]
         traces.append(trace)
     return traces
 

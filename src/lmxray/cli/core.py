@@ -21,6 +21,7 @@ def trace(
     per_head: bool = typer.Option(False, "--per-head", help="Also keep (and write) per-head attention."),
     top_k: int = typer.Option(5, "--top-k", "-k", help="Candidates to show and record."),
     threshold: float = typer.Option(0.01, "--threshold", help="Edges below this weight are not written."),
+    lens_all: bool = typer.Option(False, "--lens-all", help="Logit lens at every position, not only the prediction position."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
     dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16."),
@@ -35,7 +36,7 @@ def trace(
     expected = parse_expect(expect)
     if out_path is not None:
         check_writable(out_path)
-    plan = CapturePlan(per_head=per_head, top_k=top_k, threshold=threshold)
+    plan = CapturePlan(per_head=per_head, top_k=top_k, threshold=threshold, lens_positions=None if lens_all else ())
     loaded = load_model(model, device, dtype, init, seed)
     result = loaded.trace(prompt, plan=plan, position=position, expect=expected)
     rows, summary = convergence(result), summarize(result)
