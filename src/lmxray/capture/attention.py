@@ -67,14 +67,15 @@ def iter_probabilities(query, key, attention_mask, scaling, softcap, rows_per_ch
     for start in range(0, row_index.numel(), rows_per_chunk):
         rows = row_index[start:start + rows_per_chunk]
         q = query.index_select(2, rows).float().reshape(batch, n_kv, group, -1, d_head)
-        scores = torch.matmul(q, k).reshape(batch, n_heads, -1, k_len) * scaling
+        scores = torch.matmul(q, k).reshape(batch, n_heads, -1, k_len).mul_(scaling)  # fresh: edit in place
         if softcap is not None:
-            scores = torch.tanh(scores / softcap) * softcap
+            scores = scores.div_(softcap).tanh_().mul_(softcap)
         allowed = _allowed(attention_mask, rows, q_len, k_len, query.device)
         if allowed is not None:
-            scores = scores.masked_fill(~allowed, float("-inf"))
+            scores.masked_fill_(~allowed, float("-inf"))
         probs = torch.softmax(scores, dim=-1)
-        yield rows, torch.nan_to_num(probs, nan=0.0)
+        del scores
+        yield rows, probs.nan_to_num_(nan=0.0)
 
 
 def _allowed(attention_mask, rows: torch.Tensor, q_len: int, k_len: int, device):
