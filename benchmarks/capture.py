@@ -23,21 +23,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import cProfile
 import gc
-import io
 import json
 import math
 import os
-import platform
-import pstats
 import resource
 import statistics
 import subprocess
 import sys
-import time
 
 import torch
+from measure import (out_of_memory, proc_status, safe_ratio, reset_rss_peak, rounded, cuda_memory,
+                     device_name, profile_mode, source_state, time_modes)
 
 PLANS = ("full", "attention-stats")
 MODES = ("untraced", "capture", "trace")
@@ -209,86 +206,6 @@ def make_modes(model, plan, plan_name: str, ids: list[int], prompt: str) -> dict
     return modes
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _out_of_memory(exc: BaseException) -> str:
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-    return f"out of memory: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-
-
-def time_modes(modes: dict, device: torch.device, repeats: int) -> tuple[dict, dict, dict]:
-    """Wall and process-CPU seconds per call for each mode: one warm-up each, then ``repeats`` rounds,
-    modes interleaved so drift and other load hit every mode alike. A mode that runs out of memory
-    is dropped (its error returned) and the others go on."""
-    errors: dict[str, str] = {}
-    for name, fn in modes.items():
-        try:
-            fn()
-        except torch.cuda.OutOfMemoryError as exc:
-            errors[name] = _out_of_memory(exc)
-    _sync(device)
-    live = {m: fn for m, fn in modes.items() if m not in errors}
-    wall: dict[str, list[float]] = {m: [] for m in live}
-    cpu: dict[str, list[float]] = {m: [] for m in live}
-    for _ in range(repeats):
-        for name, fn in live.items():
-            if name in errors:
-                continue
-            _sync(device)
-            start, start_cpu = time.perf_counter(), time.process_time()
-            try:
-                fn()
-                _sync(device)
-            except torch.cuda.OutOfMemoryError as exc:
-                errors[name] = _out_of_memory(exc)
-                continue
-            wall[name].append(time.perf_counter() - start)
-            cpu[name].append(time.process_time() - start_cpu)
-    wall = {m: v for m, v in wall.items() if m not in errors}
-    cpu = {m: v for m, v in cpu.items() if m not in errors}
-    return wall, cpu, errors
-
-
-def cuda_memory(fn, device: torch.device) -> tuple[float, float]:
-    """(absolute peak MiB, peak minus memory allocated before the call) of one call on CUDA."""
-    gc.collect()
-    torch.cuda.synchronize(device)
-    torch.cuda.empty_cache()
-    before = torch.cuda.memory_allocated(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    fn()
-    torch.cuda.synchronize(device)
-    peak = torch.cuda.max_memory_allocated(device)
-    return peak / 2**20, (peak - before) / 2**20
-
-
-# -- CPU memory: one fresh child process per mode ------------------------------------------
-def _proc_status(key: str) -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def _reset_rss_peak() -> bool:
-    """Reset the RSS high-water mark (Linux >= 4.0), so loading the model does not hide the mode's peak."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def child_main(args) -> None:
     model, device, _ = setup(args)
     plan = make_plan(args.plan)
@@ -300,12 +217,12 @@ def child_main(args) -> None:
     ids, prompt = make_ids(model, args.seq_len[0])
     modes = make_modes(model, plan, args.plan, ids, prompt)
     gc.collect()
-    reset = _reset_rss_peak()
-    rss_before = _proc_status("VmRSS")
+    reset = reset_rss_peak()
+    rss_before = proc_status("VmRSS")
     if args.child != "baseline":
         modes[args.child]()
     maxrss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    hwm_kb = _proc_status("VmHWM")
+    hwm_kb = proc_status("VmHWM")
     # ru_maxrss also folds in the high-water mark saved when any thread exited (Linux keeps it in
     # signal->maxrss, which clear_refs does not reset), so after a reset VmHWM is the mode's peak.
     peak_kb = hwm_kb if reset and hwm_kb is not None else maxrss_kb
@@ -340,52 +257,6 @@ def cpu_memory(args, modes: list[str], seq_len: int, baseline_kb: int) -> dict[s
     return out
 
 
-# -- profiling --------------------------------------------------------------------------
-def profile_mode(fn, top: int) -> str:
-    prof = cProfile.Profile()
-    prof.enable()
-    fn()
-    prof.disable()
-    buf = io.StringIO()
-    pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(top)
-    return buf.getvalue()
-
-
-# -- main -------------------------------------------------------------------------------
-def _round(x: float | None, nd: int = 4) -> float | None:
-    return None if x is None else round(x, nd)
-
-
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None or b == 0 else round(a / b, 3)
-
-
-def source_state() -> dict:
-    """The git commit of the checkout and whether src/ has uncommitted changes (None outside git)."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
-                             text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=root, capture_output=True,
-                               text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return {"commit": None, "src_dirty": None}
-    return {"commit": sha, "src_dirty": bool(dirty)}
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    return f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
-
-
 def bench_seq_len(args, model, device, dtype, plan, seq_len: int, baseline_kb: int | None) -> dict:
     row: dict = {"seq_len": seq_len}
     ids, prompt = make_ids(model, seq_len)
@@ -394,19 +265,19 @@ def bench_seq_len(args, model, device, dtype, plan, seq_len: int, baseline_kb: i
     med = {m: statistics.median(v) for m, v in times.items()}
     best = {m: min(v) for m, v in times.items()}
     cpu = {m: statistics.median(v) for m, v in cpu_times.items()}
-    row.update(untraced_s=_round(med.get("untraced")), capture_s=_round(med.get("capture")),
-               trace_s=_round(med.get("trace")))
-    row["ratio_capture"] = _ratio(med.get("capture"), med.get("untraced"))
-    row["ratio_trace"] = _ratio(med.get("trace"), med.get("untraced"))
+    row.update(untraced_s=rounded(med.get("untraced")), capture_s=rounded(med.get("capture")),
+               trace_s=rounded(med.get("trace")))
+    row["ratio_capture"] = safe_ratio(med.get("capture"), med.get("untraced"))
+    row["ratio_trace"] = safe_ratio(med.get("trace"), med.get("untraced"))
     # Minimums are less sensitive to other processes on a shared machine; reported alongside.
-    row["min_s"] = {m: _round(v) for m, v in best.items()}
-    row["ratio_capture_min"] = _ratio(best.get("capture"), best.get("untraced"))
-    row["ratio_trace_min"] = _ratio(best.get("trace"), best.get("untraced"))
+    row["min_s"] = {m: rounded(v) for m, v in best.items()}
+    row["ratio_capture_min"] = safe_ratio(best.get("capture"), best.get("untraced"))
+    row["ratio_trace_min"] = safe_ratio(best.get("trace"), best.get("untraced"))
     # Process CPU time (all threads): with --threads 1 it is the compute itself, unaffected by other
     # processes competing for the cores; on CUDA it only measures the host side.
-    row["cpu_s"] = {m: _round(v) for m, v in cpu.items()}
-    row["ratio_capture_cpu"] = _ratio(cpu.get("capture"), cpu.get("untraced"))
-    row["ratio_trace_cpu"] = _ratio(cpu.get("trace"), cpu.get("untraced"))
+    row["cpu_s"] = {m: rounded(v) for m, v in cpu.items()}
+    row["ratio_capture_cpu"] = safe_ratio(cpu.get("capture"), cpu.get("untraced"))
+    row["ratio_trace_cpu"] = safe_ratio(cpu.get("trace"), cpu.get("untraced"))
 
     if device.type == "cuda":
         memory: dict = {}
@@ -416,7 +287,7 @@ def bench_seq_len(args, model, device, dtype, plan, seq_len: int, baseline_kb: i
             try:
                 memory[name] = cuda_memory(fn, device)
             except torch.cuda.OutOfMemoryError as exc:
-                memory[name] = _out_of_memory(exc)
+                memory[name] = out_of_memory(exc)
         row["memory_method"] = "torch.cuda.max_memory_allocated; extra = peak - allocated before the call"
     else:
         memory = cpu_memory(args, list(modes), seq_len, baseline_kb)
@@ -431,15 +302,15 @@ def bench_seq_len(args, model, device, dtype, plan, seq_len: int, baseline_kb: i
     extra = {m: v[1] for m, v in memory.items() if not isinstance(v, str)}
     traced = "trace" if "trace" in modes else "capture"
     row.update(
-        peak_untraced_mb=_round(peak.get("untraced"), 1), peak_capture_mb=_round(peak.get("capture"), 1),
-        peak_trace_mb=_round(peak.get("trace"), 1),
-        peak_traced_mb=_round(max((peak[m] for m in ("capture", "trace") if m in peak), default=None), 1),
-        extra_untraced_mb=_round(extra.get("untraced"), 1), extra_capture_mb=_round(extra.get("capture"), 1),
-        extra_trace_mb=_round(extra.get("trace"), 1),
-        extra_traced_mb=_round(max((extra[m] for m in ("capture", "trace") if m in extra), default=None), 1),
+        peak_untraced_mb=rounded(peak.get("untraced"), 1), peak_capture_mb=rounded(peak.get("capture"), 1),
+        peak_trace_mb=rounded(peak.get("trace"), 1),
+        peak_traced_mb=rounded(max((peak[m] for m in ("capture", "trace") if m in peak), default=None), 1),
+        extra_untraced_mb=rounded(extra.get("untraced"), 1), extra_capture_mb=rounded(extra.get("capture"), 1),
+        extra_trace_mb=rounded(extra.get("trace"), 1),
+        extra_traced_mb=rounded(max((extra[m] for m in ("capture", "trace") if m in extra), default=None), 1),
     )
-    row["peak_ratio"] = _ratio(row["peak_traced_mb"], row["peak_untraced_mb"])
-    row["extra_ratio"] = _ratio(row["extra_traced_mb"], row["extra_untraced_mb"])
+    row["peak_ratio"] = safe_ratio(row["peak_traced_mb"], row["peak_untraced_mb"])
+    row["extra_ratio"] = safe_ratio(row["extra_traced_mb"], row["extra_untraced_mb"])
     row["traced_mode"] = traced
     row["times_s"] = {m: [round(t, 4) for t in v] for m, v in times.items()}
     # Median far above minimum: other processes were competing for the cores during this row.
