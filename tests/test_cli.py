@@ -8,36 +8,8 @@ import pytest
 import torch
 
 from lmxray.cli import main
-from tiny_models import tiny_model, tiny_tokenizer
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    """A tiny llama saved as an HF directory (config + safetensors + tokenizer)."""
-    path = tmp_path_factory.mktemp("tiny-llama")
-    tiny_model("llama").save_pretrained(path)
-    tiny_tokenizer().save_pretrained(path)
-    return path
-
-
-def run(capsys, *args):
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_user_error(capsys, args, *words, out_file=None):
-    """Exit code 2, one line on stderr naming the problem, no traceback, no output file."""
-    code, _, err = run(capsys, *args)
-    assert code == 2, f"exit code {code}, stderr: {err}"
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), f"expected one error line, got: {err!r}"
-    assert "Traceback" not in err
-    for word in words:
-        assert word.lower() in lines[0].lower(), f"{word!r} not in {lines[0]!r}"
-    if out_file is not None:
-        assert not out_file.exists(), f"{out_file} was written despite the error"
-        assert not list(out_file.parent.glob(out_file.name + "*")), "a temporary file was left behind"
+from cli_helpers import assert_user_error, run
+from tiny_models import tiny_tokenizer
 
 
 def test_trace_writes_file_and_prints_tables(capsys, tiny_dir, tmp_path):

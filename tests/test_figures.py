@@ -21,8 +21,9 @@ from lmxray.render.figures import (
     EXPECTED_COLOR, UNEXPECTED_COLOR, figure_bytes, sample_indices, save_figure,
 )
 from lmxray.render.flow_figure import DEFAULT_MIN_SHARE, MAX_LINE_WIDTH, flow_figure
+from cli_helpers import assert_user_error, run
 from test_trace_io import seed_fixture_lines
-from tiny_models import BosTokenizer, tiny_model, tiny_tokenizer
+from tiny_models import BosTokenizer, tiny_model
 
 PROB_TOL = 1e-5  # a map panel's pixels vs eager output_attentions (fp32)
 MASS_TOL = 1e-4  # a convergence bar (a sum of layers x heads probabilities) vs the eager sum
@@ -51,14 +52,6 @@ def tiny():
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny-llama")
-    tiny_model("llama").save_pretrained(path)
-    tiny_tokenizer().save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def trace_files(tiny_dir, tmp_path_factory):
     """Trace files written by `lmxray trace`: one with per-head attention, one without."""
     folder = tmp_path_factory.mktemp("traces")
@@ -67,24 +60,6 @@ def trace_files(tiny_dir, tmp_path_factory):
                  "--expect", json.dumps(EXPECT), "--out", str(with_heads)]) == 0
     assert main(["trace", PROMPT, "--model", str(tiny_dir), "--out", str(summed)]) == 0
     return with_heads, summed
-
-
-def run(capsys, *args):
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_user_error(capsys, args, *words, out_file):
-    """Exit code 2, one line on stderr naming the problem, no traceback, no output file."""
-    code, _, err = run(capsys, *args)
-    assert code == 2, f"exit code {code}, stderr: {err}"
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), f"expected one error line, got: {err!r}"
-    for word in words:
-        assert word.lower() in lines[0].lower(), f"{word!r} not in {lines[0]!r}"
-    assert not out_file.exists(), f"{out_file} was written despite the error"
-    assert not list(out_file.parent.glob(out_file.name + ".tmp*")), "a temporary file was left behind"
 
 
 def _drift(a, b) -> float:

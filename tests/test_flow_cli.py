@@ -7,8 +7,8 @@ import json
 import pytest
 
 import lmxray
-from lmxray.cli import main
 from lmxray.flow import flow, read_flow
+from cli_helpers import assert_user_error, run
 from tiny_models import tiny_model, tiny_tokenizer
 
 RESID_TOL = 1e-4  # relative error of the sum over sources (fp32)
@@ -16,33 +16,16 @@ LOGIT_TOL = 1e-4  # attribution sum vs the untraced logit
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
+def tiny_gpt2_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny-gpt2")
     tiny_model("gpt2").save_pretrained(path)
     tiny_tokenizer().save_pretrained(path)
     return path
 
 
-def run(capsys, *args):
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_user_error(capsys, args, *words, out_file):
-    code, _, err = run(capsys, *args)
-    assert code == 2, f"exit code {code}, stderr: {err}"
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), f"expected one error line, got: {err!r}"
-    for word in words:
-        assert word.lower() in lines[0].lower(), f"{word!r} not in {lines[0]!r}"
-    assert not out_file.exists(), f"{out_file} was written despite the error"
-    assert not list(out_file.parent.glob(out_file.name + "*")), "a temporary file was left behind"
-
-
-def test_flow_tables_and_file(capsys, tiny_dir, tmp_path):
+def test_flow_tables_and_file(capsys, tiny_gpt2_dir, tmp_path):
     out = tmp_path / "f.jsonl"
-    code, stdout, _ = run(capsys, "flow", "hello world", "--model", tiny_dir, "--group", "0-4,6-10", "--token", "x",
+    code, stdout, _ = run(capsys, "flow", "hello world", "--model", tiny_gpt2_dir, "--group", "0-4,6-10", "--token", "x",
                           "--out", out)
     assert code == 0
     for text in ("sources of the residual at position 10", "direct logit attribution", "max relative error",
@@ -55,11 +38,11 @@ def test_flow_tables_and_file(capsys, tiny_dir, tmp_path):
     assert lmxray.read_trace(out).prompt == "hello world"
 
 
-def test_flow_json_matches_untraced_logits(capsys, tiny_dir):
-    code, stdout, _ = run(capsys, "flow", "hello world", "--model", tiny_dir, "--position", "5", "--json")
+def test_flow_json_matches_untraced_logits(capsys, tiny_gpt2_dir):
+    code, stdout, _ = run(capsys, "flow", "hello world", "--model", tiny_gpt2_dir, "--position", "5", "--json")
     assert code == 0
     data = json.loads(stdout)
-    model = lmxray.load(str(tiny_dir))
+    model = lmxray.load(str(tiny_gpt2_dir))
     logits = model.logits("hello world")[5]
     assert data["position"] == 5 and data["max_error"] <= RESID_TOL
     assert len(data["sources"]) == 7 and data["sources"][-1] == "<bias>"  # tokens 0..5, then the bias
@@ -69,9 +52,9 @@ def test_flow_json_matches_untraced_logits(capsys, tiny_dir):
         assert abs(sum(row["total_share"]) - 1) <= 1e-6
 
 
-def test_flow_bad_input(capsys, tiny_dir, tmp_path):
+def test_flow_bad_input(capsys, tiny_gpt2_dir, tmp_path):
     out = tmp_path / "bad.jsonl"
-    base = ["flow", "hello", "--model", tiny_dir, "--out", out]
+    base = ["flow", "hello", "--model", tiny_gpt2_dir, "--out", out]
     assert_user_error(capsys, base + ["--position", "9"], "position 9", "out of range", out_file=out)
     assert_user_error(capsys, base + ["--token", "ab"], "not a single token", "'a' + 'b'", out_file=out)
     assert_user_error(capsys, base + ["--group", ""], "--group", out_file=out)
@@ -79,7 +62,7 @@ def test_flow_bad_input(capsys, tiny_dir, tmp_path):
     assert_user_error(capsys, base + ["--group", "3-1"], "empty", out_file=out)
     assert_user_error(capsys, base + ["--group", "0-2,2-3"], "overlap", out_file=out)
     assert_user_error(capsys, base + ["--group", "0-9"], "out of range", out_file=out)
-    assert_user_error(capsys, ["flow", "hello", "--model", tiny_dir, "--out", tmp_path / "no" / "x.jsonl"],
+    assert_user_error(capsys, ["flow", "hello", "--model", tiny_gpt2_dir, "--out", tmp_path / "no" / "x.jsonl"],
                       "does not exist", out_file=tmp_path / "no" / "x.jsonl")
 
 

@@ -10,23 +10,8 @@ import torch
 
 import lmxray
 from lmxray.analysis.heads import MIXED_THRESHOLD, PATTERNS, Z_SIGNIFICANT
-from lmxray.cli import main
 from lmxray.probes.heads import NATURAL_PROMPTS, head_scores_vs_baseline, probe_set, random_twins
-from tiny_models import tiny_model, tiny_tokenizer
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny-llama")
-    tiny_model("llama").save_pretrained(path)
-    tiny_tokenizer().save_pretrained(path)
-    return path
-
-
-def run(capsys, *args):
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+from cli_helpers import run
 
 
 def test_heads_table_figure_and_json(capsys, tiny_dir, tmp_path):

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from lmxray.cli import main
 from lmxray.errors import LmxrayError
 from lmxray.models.loader import from_hf
 from lmxray.probes.generate import CONFIDENT, NO_IDEA, confidence_flag, logit_trace
-from tiny_models import BosTokenizer, tiny_model, tiny_tokenizer
+from cli_helpers import run
+from tiny_models import BosTokenizer, tiny_model
 
 PROB_TOL = 1e-5  # step probabilities vs softmax of the eager model's logits
 LOGIT_TOL = 1e-4  # raw logits vs the eager model's (fp32, different attention kernels)
@@ -79,20 +79,6 @@ def test_flags_follow_the_documented_thresholds():
 def test_bad_settings_are_user_errors(tiny_pair, kwargs, words):
     with pytest.raises(LmxrayError, match=words):
         logit_trace(tiny_pair[0], PROMPT, **kwargs)
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny-llama")
-    tiny_model("llama").save_pretrained(path)
-    tiny_tokenizer().save_pretrained(path)
-    return path
-
-
-def run(capsys, *args):
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_cli_logits_table_json_and_file(capsys, tiny_dir, tmp_path):

@@ -12,19 +12,12 @@ import torch
 from lmxray.analysis.profile_stats import most_sensitive_layers
 from lmxray.cli import main
 from lmxray.experiments.datasets import SHIPPED_CORPORA, read_corpus
+from cli_helpers import assert_user_error, run
 from tiny_models import tiny_model, tiny_tokenizer
 
 STAT_TOL = 1e-5  # relative drift of batched, padded profile statistics vs one unpadded forward with plain hooks
 AGG_TOL = 1e-12  # aggregates vs numpy over the per-sample table (same float64 numbers)
 TEXTS = ["int main() { return 0; }", "def f(x):\n    return x + 1", "a b c", "The quick brown fox jumps over it."]
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny-llama-profile")
-    tiny_model("llama").save_pretrained(path)
-    tiny_tokenizer().save_pretrained(path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -117,12 +110,6 @@ def test_aggregates_ranking_and_truncation(profiled):
         assert (profiled / name).is_file(), f"{name} was not written"
 
 
-def run(capsys, *args):
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def test_profile_cli_output_summary_and_resume(capsys, tiny_dir, corpora, tmp_path):
     folder = tmp_path / "run"
     args = ["profile", "--corpus", f"code={corpora / 'code.txt'}", "--model", tiny_dir, "--out", folder, "--max-tokens", 60]
@@ -135,15 +122,6 @@ def test_profile_cli_output_summary_and_resume(capsys, tiny_dir, corpora, tmp_pa
     code, stdout, _ = run(capsys, "profile", "--summary", folder, "--json")
     data = json.loads(stdout)
     assert code == 0 and data["corpora"][0]["samples"] == 2 and data["layers"] == 3
-
-
-def assert_user_error(capsys, args, *words):
-    code, _, err = run(capsys, *args)
-    assert code == 2, f"exit code {code}, stderr: {err}"
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), f"expected one error line, got: {err!r}"
-    for word in words:
-        assert word.lower() in lines[0].lower(), f"{word!r} not in {lines[0]!r}"
 
 
 def test_bad_corpora_are_one_line_errors(capsys, tiny_dir, corpora, tmp_path):

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from lmxray.capture.plan import CapturePlan
-from lmxray.cli import main
 from lmxray.models.loader import from_hf
 from lmxray.render.report import build_report
-from tiny_models import BosTokenizer, tiny_model, tiny_tokenizer
+from cli_helpers import assert_user_error, run
+from tiny_models import BosTokenizer, tiny_model
 
 PROB_TOL = 1e-5  # fp32 probabilities vs the eager / hand-written reference
 SHOWN_TOL = 0.5e-4 + PROB_TOL  # a number printed with 4 decimals
@@ -38,20 +38,6 @@ def tiny():
 def html(tiny):
     model, trace, _ = tiny
     return build_report(trace, decode=model.token_text)
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny-llama")
-    tiny_model("llama").save_pretrained(path)
-    tiny_tokenizer().save_pretrained(path)
-    return path
-
-
-def run(capsys, *args):
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def assert_offline(text: str) -> None:
@@ -205,17 +191,6 @@ def test_head_score_section_on_hand_built_patterns(tiny):
     assert best["first_token"][1:4] == ["0", "0", "1.000"], best["first_token"]
     labels = _table(text, "head labels per layer")
     assert labels[0][:3] == ["0", "1", "1"], f"layer 0: one previous-token and one first-token head: {labels[0]}"
-
-
-def assert_user_error(capsys, args, *words, out_file):
-    code, _, err = run(capsys, *args)
-    assert code == 2, f"exit code {code}, stderr: {err}"
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), f"expected one error line, got: {err!r}"
-    for word in words:
-        assert word.lower() in lines[0].lower(), f"{word!r} not in {lines[0]!r}"
-    assert not out_file.exists(), f"{out_file} was written despite the error"
-    assert not list(out_file.parent.glob(out_file.name + ".tmp*")), "a temporary file was left behind"
 
 
 def test_report_bad_input(capsys, tiny_dir, tmp_path):

@@ -17,11 +17,11 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from lmxray.cli import main
 from lmxray.experiments.datasets import Pair, read_pairs
 from lmxray.experiments.sweep import sweep_batch
 from lmxray.models.loader import from_hf
-from tiny_models import BosTokenizer, tiny_model, tiny_tokenizer
+from cli_helpers import assert_user_error, run
+from tiny_models import BosTokenizer, tiny_model
 
 EAGER_TOL = 1e-5  # sweep JS / shares vs a direct computation from HF eager output_attentions
 BATCH_TOL = 1e-6  # a pair traced in a padded batch vs alone
@@ -35,14 +35,6 @@ PAIRS = [
 @pytest.fixture(scope="module")
 def tiny():
     return from_hf(tiny_model("llama"), BosTokenizer(), "tiny-llama")
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny-llama-sweep")
-    tiny_model("llama").save_pretrained(path)
-    tiny_tokenizer().save_pretrained(path)
-    return path
 
 
 def encode(model, pairs):
@@ -114,12 +106,6 @@ def write_pairs(path: Path, n: int) -> Path:
     return path
 
 
-def run(capsys, *args):
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def test_sweep_cli_writes_tables_figures_and_summary(capsys, tiny_dir, tmp_path):
     pairs, folder = write_pairs(tmp_path / "pairs.jsonl", 7), tmp_path / "run"
     code, stdout, _ = run(capsys, "sweep", pairs, "--model", tiny_dir, "--out", folder, "--batch-size", 3)
@@ -188,15 +174,6 @@ def test_stray_temporary_part_is_ignored_and_removed(capsys, tiny_dir, tmp_path)
 def snapshot(folder: Path) -> dict:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def assert_user_error(capsys, args, *words):
-    code, _, err = run(capsys, *args)
-    assert code == 2, f"exit code {code}, stderr: {err}"
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), f"expected one error line, got: {err!r}"
-    for word in words:
-        assert word.lower() in lines[0].lower(), f"{word!r} not in {lines[0]!r}"
 
 
 def test_folder_of_another_model_or_command_is_refused_untouched(capsys, tiny_dir, tmp_path):
