@@ -6,12 +6,11 @@ display and no global backend are involved (Agg renders PNG, the SVG backend SVG
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from lmxray.atomic import atomic_output
 from lmxray.errors import LmxrayError
 
 FORMATS = {".png": "png", ".svg": "svg"}
@@ -43,17 +42,8 @@ def save_figure(fig: Figure, path, fmt: str | None = None) -> None:
 
     path = Path(path)
     fmt = fmt or figure_format(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f, matplotlib.rc_context(RC):
-            fig.savefig(f, format=fmt, dpi=DPI, metadata=_no_dates(fmt))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise LmxrayError(f"cannot write {path}: {e.strerror or e}", "choose a writable output path") from e
-        raise
+    with atomic_output(path, "wb") as f, matplotlib.rc_context(RC):
+        fig.savefig(f, format=fmt, dpi=DPI, metadata=_no_dates(fmt))
 
 
 def figure_bytes(fig: Figure, fmt: str = "png") -> bytes:

@@ -11,12 +11,11 @@ from __future__ import annotations
 import base64
 import html
 import importlib.resources
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lmxray.analysis.convergence import ConvergenceRow, Summary
+from lmxray.atomic import atomic_output
 from lmxray.errors import LmxrayError
 from lmxray.trace.types import Trace
 
@@ -175,17 +174,8 @@ def _version() -> str:
 def write_report(html_text: str, path) -> None:
     """Write the report atomically (temp file in the same directory, then rename)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(html_text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException as e:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise LmxrayError(f"cannot write {path}: {e.strerror or e}", "choose a writable output path") from e
-        raise
+    with atomic_output(path) as f:
+        f.write(html_text)
 
 
 def trace_summary_html(trace: Trace) -> str:
@@ -215,7 +205,11 @@ def build_report(trace: Trace, *, decode=None, map_layers: list[int] | None = No
     ``head_scores`` (a ``HeadScores``) adds the head-score section.
     """
     from lmxray.analysis.lens import lens_summary
-    from lmxray.render.attention_maps import PER_HEAD_FIX, attention_map_grid, select_maps
+    from lmxray.render.attention_maps import (
+        PER_HEAD_FIX,
+        attention_map_grid,
+        select_maps,
+    )
     from lmxray.render.figures import figure_bytes
     from lmxray.render.flow_figure import flow_figure
 
