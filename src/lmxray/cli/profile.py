@@ -31,12 +31,13 @@ def profile(
     seed: int = typer.Option(0, "--seed", help="Seed for --init random."),
 ):
     """Profile how much each layer changes the residual stream, per corpus: mean, std, variance, ranking."""
+    from lmxray.experiments.store import read_summary
     from lmxray.experiments.datasets import SHIPPED_CORPORA, parse_corpus_spec, read_corpus
     from lmxray.experiments.profile import ProfileConfig, profile_store, run_profile
-    from lmxray.experiments.profile_report import finish_profile, read_summary
+    from lmxray.experiments.profile_report import finish_profile
 
     if summary is not None:
-        show_summary(read_summary(summary), summary, as_json)
+        show_summary(read_summary(summary, "profile"), summary, as_json)
         return
     if top < 1:
         raise LmxrayError(f"--top must be at least 1, got {top}", "pass --top 5")

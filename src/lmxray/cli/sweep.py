@@ -33,12 +33,13 @@ def sweep(
     seed: int = typer.Option(0, "--seed", help="Seed for --init random."),
 ):
     """Trace matched prompt pairs and compare the prediction position's attention layer by layer."""
+    from lmxray.experiments.store import read_summary
     from lmxray.experiments.datasets import SHIPPED_PAIRS, read_pairs
     from lmxray.experiments.sweep import SweepConfig, run_sweep, sweep_store
-    from lmxray.experiments.sweep_report import finish_sweep, read_summary
+    from lmxray.experiments.sweep_report import finish_sweep
 
     if summary is not None:
-        show_summary(read_summary(summary), summary, as_json)
+        show_summary(read_summary(summary, "sweep"), summary, as_json)
         return
     config = SweepConfig(batch_size=batch_size, align=align, threshold=threshold, limit=limit)
     pairs = read_pairs(dataset or SHIPPED_PAIRS)

@@ -12,10 +12,9 @@ from lmxray.analysis.profile_stats import SAMPLE_STATS, across_samples, most_sen
 from lmxray.errors import LmxrayError
 from lmxray.experiments.datasets import Sample
 from lmxray.experiments.profile import ProfileConfig, sample_key, select
-from lmxray.experiments.store import RunStore, atomic_write, write_tables
+from lmxray.experiments.store import SUMMARY_JSON, RunStore, atomic_write, write_tables
 from lmxray.render import experiment_figures as figures
 
-SUMMARY_JSON = "summary.json"
 
 
 def finish_profile(store: RunStore, corpora: dict[str, list[Sample]], config: ProfileConfig, model_name: str,
@@ -63,19 +62,4 @@ def finish_profile(store: RunStore, corpora: dict[str, list[Sample]], config: Pr
                              f"mean |Δ residual| per layer (± std across samples) — {model_name}")
     figures.profile_variance(plots["var"], store.folder / "profile_variance.png",
                              f"variance of mean |Δ| across samples — {model_name}")
-    return summary
-
-
-def read_summary(folder: str | Path) -> dict:
-    """The summary a finished profile wrote (for ``lmxray profile --summary RUN``)."""
-    path = Path(folder) / SUMMARY_JSON
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LmxrayError(f"{folder} has no profile summary ({SUMMARY_JSON})",
-                          "run `lmxray profile --out RUN` first") from None
-    except (OSError, json.JSONDecodeError) as e:
-        raise LmxrayError(f"cannot read {path} ({e})", "rerun the profile to rewrite it") from None
-    if not isinstance(summary, dict) or summary.get("command") != "profile":
-        raise LmxrayError(f"{folder} is not a profile run", "pass the --out folder of an `lmxray profile` run")
     return summary

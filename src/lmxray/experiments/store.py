@@ -137,3 +137,21 @@ class RunStore:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise LmxrayError(f"{path} is not an lmxray run manifest", "choose another folder for --out")
         return data
+
+
+SUMMARY_JSON = "summary.json"
+
+
+def read_summary(folder: str | Path, command: str) -> dict:
+    """The summary a finished ``lmxray COMMAND`` run wrote (for ``--summary RUN``)."""
+    path = Path(folder) / SUMMARY_JSON
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LmxrayError(f"{folder} has no {command} summary ({SUMMARY_JSON})",
+                          f"run `lmxray {command} --out RUN` first") from None
+    except (OSError, json.JSONDecodeError) as e:
+        raise LmxrayError(f"cannot read {path} ({e})", f"rerun the {command} to rewrite it") from None
+    if not isinstance(summary, dict) or summary.get("command") != command:
+        raise LmxrayError(f"{folder} is not a {command} run", f"pass the --out folder of an `lmxray {command}` run")
+    return summary

@@ -12,10 +12,9 @@ import pyarrow as pa
 from lmxray.analysis.divergence import bos_profile, category_summary, curve_metrics, mean_curves
 from lmxray.errors import LmxrayError
 from lmxray.experiments.datasets import Pair
-from lmxray.experiments.store import RunStore, atomic_write, write_tables
+from lmxray.experiments.store import SUMMARY_JSON, RunStore, atomic_write, write_tables
 from lmxray.render import experiment_figures as figures
 
-SUMMARY_JSON = "summary.json"
 LAYER_COLUMNS = ("id", "category", "layer", "js", "bos_share_intended", "bos_share_contradictory",
                  "expected_share_intended")
 PAIR_COLUMNS = ("n_tokens_intended", "n_tokens_contradictory", "top1_intended", "prob_intended",
@@ -71,20 +70,6 @@ def finish_sweep(store: RunStore, pairs: list[Pair], threshold: float, model_nam
                     for name in bottleneck if name != "all"}
     figures.bos_share_profile(per_category, bottleneck, store.folder / "bos_profile.png",
                               f"first-position (BOS) share of the prediction row — {model_name}")
-    return summary
-
-
-def read_summary(folder: str | Path) -> dict:
-    """The summary a finished sweep wrote (for ``lmxray sweep --summary RUN``)."""
-    path = Path(folder) / SUMMARY_JSON
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LmxrayError(f"{folder} has no sweep summary ({SUMMARY_JSON})", "run `lmxray sweep --out RUN` first") from None
-    except (OSError, json.JSONDecodeError) as e:
-        raise LmxrayError(f"cannot read {path} ({e})", "rerun the sweep to rewrite it") from None
-    if not isinstance(summary, dict) or summary.get("command") != "sweep":
-        raise LmxrayError(f"{folder} is not a sweep run", "pass the --out folder of an `lmxray sweep` run")
     return summary
 
 
