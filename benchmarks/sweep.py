@@ -56,14 +56,15 @@ def sync(device) -> None:
 
 @torch.no_grad()
 def floor_seconds(model, pairs, batch_size: int) -> float:
-    """A plain batched forward over the same prompts, with the same padding: what any sweep must pay."""
+    """A plain batched forward over the same prompts, with the same padding, unembedding only the
+    prediction position (as the sweep does): what any sweep must pay."""
     pad = model.tokenizer.pad_token_id or model.tokenizer.eos_token_id or 0
     work = [Batch.from_ids(b, pad, model.device) for b in batches(model, pairs, batch_size)]
     sync(model.device)
     start = time.perf_counter()
     for batch in work:
         model.hf(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
-                 use_cache=False)
+                 use_cache=False, logits_to_keep=1)
     sync(model.device)
     return time.perf_counter() - start
 

@@ -49,10 +49,13 @@ def resolve_position(position: int, n_tokens: int, what: str = "position") -> in
 
 
 @torch.no_grad()
-def capture_batch(model, batch: Batch, plan: CapturePlan, positions: list[list[int]]) -> tuple[Recorder, torch.Tensor]:
+def capture_batch(model, batch: Batch, plan: CapturePlan, positions: list[list[int]],
+                  logits_to_keep: int = 0) -> tuple[Recorder, torch.Tensor]:
     """One traced forward pass. ``positions``: kept query positions per prompt (real indices).
 
-    Returns the filled recorder and the final logits [batch, pos, vocab]; all on the model's device.
+    Returns the filled recorder and the final logits [batch, pos, vocab], or only the last
+    ``logits_to_keep`` positions when that is non-zero (the unembedding is a fifth of a small
+    model's work); all on the model's device.
     """
     hf = model.hf
     layers = plan.resolve_layers(model.info.n_layers)
@@ -63,7 +66,7 @@ def capture_batch(model, batch: Batch, plan: CapturePlan, positions: list[list[i
     recorder = Recorder(hf, model.spec, plan, layers, heads, kept, batch.input_ids.shape[1])
     with recorder.hooks():
         out = hf(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
-                 use_cache=False, **{RECORDER_KWARG: recorder})
+                 use_cache=False, logits_to_keep=logits_to_keep, **{RECORDER_KWARG: recorder})
     return recorder, out.logits
 
 

@@ -95,7 +95,7 @@ def profile_batch(model, samples: list[tuple[str, Sample]], ids: list[list[int]]
     pad_id = model.tokenizer.pad_token_id
     pad_id = pad_id if pad_id is not None else (model.tokenizer.eos_token_id or 0)
     batch = Batch.from_ids(kept, pad_id, model.device)
-    recorder, _ = capture_batch(model, batch, PROFILE_PLAN, [[len(x) - 1] for x in kept])
+    recorder, _ = capture_batch(model, batch, PROFILE_PLAN, [[len(x) - 1] for x in kept], logits_to_keep=1)
     embedding = recorder.summaries["input_embedding"][1]  # [batch, 1, pos, d_model]
     residual = recorder.summaries["residual"][1]  # [batch, layer, pos, d_model]
     columns: dict[str, list] = {name: [] for name in ROW_SCHEMA.names}

@@ -89,7 +89,8 @@ def sweep_batch(model, pairs: list[Pair], ids: list[tuple[list[int], list[int]]]
     pad_id = model.tokenizer.pad_token_id
     pad_id = pad_id if pad_id is not None else (model.tokenizer.eos_token_id or 0)
     batch = Batch.from_ids(flat, pad_id, model.device)
-    recorder, logits = capture_batch(model, batch, SWEEP_PLAN, [[len(x) - 1] for x in flat])
+    # left padding puts every prediction position last: only that row is unembedded
+    recorder, logits = capture_batch(model, batch, SWEEP_PLAN, [[len(x) - 1] for x in flat], logits_to_keep=1)
     attention = recorder.attention[:, :, 0].double().cpu().numpy()  # [prompt, layer, k_pos], left-padded
     probs = torch.softmax(logits[:, -1].float(), dim=-1)
     top_prob, top_id = (t.cpu().numpy() for t in probs.max(dim=-1))

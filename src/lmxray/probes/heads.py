@@ -68,7 +68,7 @@ def capture_probes(model, probes: list[ProbeInput], layers: list[int] | None = N
                        row_stats=False, components=(), lens=False)
     pad_id = model.tokenizer.pad_token_id
     batch = Batch.from_ids([p.ids for p in probes], 0 if pad_id is None else pad_id, model.device)
-    recorder, _ = capture_batch(model, batch, plan, [list(range(len(p.ids))) for p in probes])
+    recorder, _ = capture_batch(model, batch, plan, [list(range(len(p.ids))) for p in probes], logits_to_keep=1)
     maps = recorder.attention_heads  # [batch, layer, head, rows, keys]
     out = []
     for b, (probe, pad) in enumerate(zip(probes, batch.pads)):
