@@ -22,7 +22,6 @@ resets the RSS high-water mark (``/proc/self/clear_refs``), runs the mode once a
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
 import math
@@ -35,28 +34,10 @@ import sys
 import torch
 from measure import (out_of_memory, proc_status, safe_ratio, reset_rss_peak, rounded, cuda_memory,
                      device_name, profile_mode, source_state, time_modes)
+from synthetic import QWEN_CONFIGS, SyntheticTokenizer, synthetic_qwen
 
 PLANS = ("full", "attention-stats")
 MODES = ("untraced", "capture", "trace")
-
-# Qwen2 configs with random weights. ``dtype``: the default when --dtype is auto.
-SYNTHETIC = {
-    "qwen2.5-7b": dict(
-        dtype="bf16",
-        config=dict(num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4, hidden_size=3584,
-                    intermediate_size=18944, vocab_size=152064, max_position_embeddings=32768,
-                    rms_norm_eps=1e-6, tie_word_embeddings=False,
-                    rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0}),
-    ),
-    # Scaled down (same GQA shape: 4 query heads per KV head) to check memory scaling on a CPU.
-    "tiny-qwen": dict(
-        dtype=None,
-        config=dict(num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=2, hidden_size=512,
-                    intermediate_size=1536, vocab_size=32768, max_position_embeddings=32768,
-                    rms_norm_eps=1e-6, tie_word_embeddings=False,
-                    rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0}),
-    ),
-}
 
 # Text for the built-in model's ids (tiled to the sequence length), so token decoding in
 # build_traces sees ordinary tokens.
@@ -98,17 +79,6 @@ def log(msg: str) -> None:
     print(f"[capture-bench] {msg}", file=sys.stderr, flush=True)
 
 
-class StubTokenizer:
-    """Stands in for a tokenizer on synthetic models: token text is ``<id>``."""
-
-    pad_token_id = 0
-    eos_token_id = 0
-    bos_token_id = None
-
-    def decode(self, ids, skip_special_tokens=False, clean_up_tokenization_spaces=False):
-        return "".join(f"<{int(i)}>" for i in ids)
-
-
 def make_plan(name: str):
     from lmxray.capture.plan import CapturePlan
 
@@ -120,37 +90,9 @@ def make_plan(name: str):
 def resolve_dtype(args, device: torch.device) -> torch.dtype:
     from lmxray.models.loader import pick_dtype
 
-    if args.dtype == "auto" and args.synthetic and SYNTHETIC[args.synthetic]["dtype"]:
-        return pick_dtype(SYNTHETIC[args.synthetic]["dtype"], device)
+    if args.dtype == "auto" and args.synthetic:
+        return pick_dtype(QWEN_CONFIGS[args.synthetic]["dtype"], device)
     return pick_dtype(args.dtype, device)
-
-
-@contextlib.contextmanager
-def _default_dtype(dtype: torch.dtype):
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(old)
-
-
-def build_synthetic(name: str, device: torch.device, dtype: torch.dtype, n_layers: int | None):
-    """A Qwen2ForCausalLM with the named dimensions and random weights, built on ``device`` in ``dtype``."""
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    from lmxray.models.loader import from_hf
-
-    settings = dict(SYNTHETIC[name]["config"])
-    if n_layers is not None:
-        settings["num_hidden_layers"] = n_layers
-    config = Qwen2Config(**settings)
-    torch.manual_seed(0)
-    with _default_dtype(dtype), torch.device(device):
-        hf = Qwen2ForCausalLM(config)
-    hf = hf.to(device=device, dtype=dtype)
-    label = f"synthetic:{name}" + (f"[{n_layers} layers]" if n_layers is not None else "")
-    return from_hf(hf, StubTokenizer(), name=label)
 
 
 def setup(args):
@@ -161,7 +103,7 @@ def setup(args):
     device = pick_device(args.device)
     dtype = resolve_dtype(args, device)
     if args.synthetic:
-        model = build_synthetic(args.synthetic, device, dtype, args.synthetic_layers)
+        model = synthetic_qwen(args.synthetic, device, dtype, args.synthetic_layers)
     else:
         model = lmxray.load(args.model, device=str(device), dtype=str(dtype).removeprefix("torch."))
     return model, device, dtype
@@ -169,7 +111,7 @@ def setup(args):
 
 def make_ids(model, seq_len: int) -> tuple[list[int], str]:
     """Token ids of length ``seq_len`` and the prompt text they stand for."""
-    if isinstance(model.tokenizer, StubTokenizer):
+    if isinstance(model.tokenizer, SyntheticTokenizer):
         gen = torch.Generator().manual_seed(seq_len)
         ids = torch.randint(1, model.info.vocab_size, (seq_len,), generator=gen).tolist()
         return ids, ""
@@ -328,7 +270,7 @@ def bench_seq_len(args, model, device, dtype, plan, seq_len: int, baseline_kb: i
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="smollm2", help="model spec for lmxray.load (default: smollm2)")
-    p.add_argument("--synthetic", choices=sorted(SYNTHETIC), default=None,
+    p.add_argument("--synthetic", choices=sorted(QWEN_CONFIGS), default=None,
                    help="random-weight Qwen2 with these dimensions instead of --model")
     p.add_argument("--synthetic-layers", type=int, default=None,
                    help="override the synthetic model's layer count (to exercise big dims cheaply)")

@@ -23,64 +23,33 @@ import sys
 import time
 
 import torch
-
-SYNTHETIC = {
-    "qwen2.5-7b": dict(num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4, hidden_size=3584,
-                       intermediate_size=18944, vocab_size=152064, max_position_embeddings=32768,
-                       rms_norm_eps=1e-6, tie_word_embeddings=False),
-}
-
-
-class _IdsTokenizer:
-    """Any text becomes ``n`` fixed pseudo-random ids: a synthetic model needs no real tokenizer."""
-
-    pad_token_id = eos_token_id = bos_token_id = 0
-
-    def __init__(self, n: int, vocab: int):
-        self.ids = torch.randint(1, vocab, (n,), generator=torch.Generator().manual_seed(0)).tolist()
-
-    def __call__(self, text, add_special_tokens=True):
-        return {"input_ids": list(self.ids)}
-
-    def decode(self, ids, **kwargs):
-        return "".join(f"<{i}>" for i in ids)
-
+from measure import sync
+from synthetic import QWEN_CONFIGS, synthetic_qwen, words
 
 def _load(args):
+    """(model, prompt text): the named model, or a random-weight one with ``--seq-len`` words."""
     import lmxray
-    from lmxray.models.loader import from_hf
 
     if args.synthetic is None:
         return lmxray.load(args.model, device=args.device, dtype=args.dtype), "The capital of France is " * 64
-    import transformers
-
-    config = transformers.Qwen2Config(**SYNTHETIC[args.synthetic])
-    torch.manual_seed(0)
-    with torch.device(args.device):
-        hf = transformers.Qwen2ForCausalLM(config).to(torch.bfloat16)
-    return from_hf(hf, _IdsTokenizer(args.seq_len, config.vocab_size), args.synthetic), "synthetic"
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    return synthetic_qwen(args.synthetic, args.device), words(args.seq_len)
 
 
 def _measure(fn, device, repeats):
     fn()  # warm-up
     times = []
     for _ in range(repeats):
-        _sync(device)
+        sync(device)
         t = time.perf_counter()
         result = fn()
-        _sync(device)
+        sync(device)
         times.append(time.perf_counter() - t)
     memory = {}
     if device.type == "cuda":
         before = torch.cuda.memory_allocated()
         torch.cuda.reset_peak_memory_stats()
         fn()
-        _sync(device)
+        sync(device)
         peak = torch.cuda.max_memory_allocated()
         memory = {"peak_mib": peak / 2**20, "extra_mib": (peak - before) / 2**20}
     else:
@@ -91,12 +60,12 @@ def _measure(fn, device, repeats):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2")
-    parser.add_argument("--synthetic", choices=sorted(SYNTHETIC))
+    parser.add_argument("--synthetic", choices=sorted(QWEN_CONFIGS))
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32", help="weights of --model (the synthetic model is bf16)")
-    parser.add_argument("--compute-dtype", default=None, help="float32 or bfloat16 (default: float32 on CPU, "
-                                                              "bfloat16 for the synthetic model)")
+    parser.add_argument("--compute-dtype", default=None, help="float32 or bfloat16 (default: the weights' dtype, "
+                                                              "float32 unless they are bf16)")
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
     from lmxray.flow import flow
@@ -106,7 +75,7 @@ def main() -> None:
     ids = model.encode(text)[: args.seq_len]
     prompt = model.tokenizer.decode(ids) if args.synthetic is None else text
     n = len(model.encode(prompt))
-    compute = args.compute_dtype or ("bfloat16" if args.synthetic else "float32")
+    compute = args.compute_dtype or ("bfloat16" if model.info.dtype == "bfloat16" else "float32")
     compute_dtype = getattr(torch, compute)
     print(f"model {model.info.name}, T = {n}, device {device}, compute {compute}", file=sys.stderr)
     forward_s, forward_mem, _ = _measure(lambda: model.logits(prompt), device, args.repeats)

@@ -1,7 +1,9 @@
 """Sweep throughput against a plain batched forward (the floor) and a one-prompt-at-a-time eager loop; prints JSON.
 
     python benchmarks/sweep.py                         # CPU, built-in SmolLM2, the shipped pair set
-    python benchmarks/sweep.py --synthetic qwen2.5-7b  # GPU: Qwen2.5-7B dimensions, random bf16 weights
+    python benchmarks/sweep.py --dtype bfloat16        # the same in bf16 (all three paths)
+    python benchmarks/sweep.py --synthetic qwen2.5-7b --batch-size 32  # GPU: Qwen2.5-7B dimensions, random bf16
+                                                                       # weights, stand-in word-level tokenizer
 
 All three figures come from one run over the same pairs, so their ratios hold
 even on a shared, noisy machine. The eager loop is how the seeds measured it:
@@ -25,33 +27,14 @@ from lmxray.analysis.divergence import align, js_divergence, normalise
 from lmxray.capture.run import Batch
 from lmxray.experiments.datasets import SHIPPED_PAIRS, read_pairs
 from lmxray.experiments.sweep import SweepConfig, run_sweep, sweep_store
-from lmxray.models.loader import from_hf
-
-QWEN_7B = dict(hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
-               num_key_value_heads=4, vocab_size=152064, max_position_embeddings=32768, rope_theta=1000000.0)
-
-
-def synthetic_qwen(device: str):
-    """Qwen2.5-7B dimensions with random bf16 weights, and the built-in tokenizer (ids fit the larger vocab)."""
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    config = Qwen2Config(**QWEN_7B)
-    torch.manual_seed(0)
-    with torch.device(device):
-        hf = Qwen2ForCausalLM(config).to(torch.bfloat16)
-    return from_hf(hf, lmxray.load("smollm2").tokenizer, "synthetic-qwen2.5-7b")
-
+from measure import sync
+from synthetic import QWEN_CONFIGS, synthetic_qwen
 
 def batches(model, pairs, batch_size: int):
     """The sweep's own batching: both prompts of each pair, longest pairs first."""
     ids = [(model.encode(p.intended), model.encode(p.contradictory)) for p in pairs]
     ids.sort(key=lambda pair: -max(len(x) for x in pair))
     return [[x for pair in ids[i:i + batch_size] for x in pair] for i in range(0, len(ids), batch_size)]
-
-
-def sync(device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 @torch.no_grad()
@@ -103,15 +86,22 @@ def eager_loop_seconds(model, pairs) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2")
-    parser.add_argument("--synthetic", choices=["qwen2.5-7b"], help="random bf16 weights with these dimensions (GPU)")
+    parser.add_argument("--synthetic", choices=sorted(QWEN_CONFIGS),
+                        help="random weights with these dimensions and a stand-in tokenizer (qwen2.5-7b: bf16, GPU)")
+    parser.add_argument("--synthetic-layers", type=int, default=None, help="override the synthetic layer count")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="auto", help="all three paths run in this dtype (auto: fp32 on CPU)")
     parser.add_argument("--pairs", type=int, default=None, help="first N shipped pairs (default: all)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--eager-pairs", type=int, default=None, help="pairs for the slow eager loop (default: all)")
     args = parser.parse_args()
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
     device = "cpu" if device == "auto" else device
-    model = synthetic_qwen(device) if args.synthetic else lmxray.load(args.model, device=device)
+    if args.synthetic:
+        dtype = None if args.dtype == "auto" else getattr(torch, args.dtype)
+        model = synthetic_qwen(args.synthetic, device, dtype, args.synthetic_layers)
+    else:
+        model = lmxray.load(args.model, device=device, dtype=args.dtype)
     pairs = read_pairs(SHIPPED_PAIRS)[: args.pairs]
     eager_pairs = pairs[: args.eager_pairs] if args.eager_pairs else pairs
     floor_seconds(model, pairs[: args.batch_size], args.batch_size)  # warm-up
