@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
 from lmxray.errors import LmxrayError
+from lmxray.models.builtin import DEFAULT_MODEL  # noqa: F401  (re-exported: the default of --model)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="An X-ray for causal language models: trace a forward pass exactly, compare traces.")
 out = Console()
 err = Console(stderr=True)
 DEBUG_FLAG = "--debug"  # accepted anywhere on the command line: show tracebacks for errors
+
+# The options of every command that loads a model, declared once. Use them as
+# ``model: ModelOpt = DEFAULT_MODEL, device: DeviceOpt = "auto", dtype: DtypeOpt = "auto",
+# init: InitOpt = "pretrained", seed: SeedOpt = 0`` and pass them to ``load_model``.
+ModelOpt = Annotated[str, typer.Option("--model", "-m",
+                                       help="Built-in alias, .gguf file, HF directory, cached hub id, or random:SPEC.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda[:N].")]
+DtypeOpt = Annotated[str, typer.Option("--dtype", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16.")]
+InitOpt = Annotated[str, typer.Option("--init", help="pretrained, or random for the random-init twin.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for --init random.")]
+# --seed of the commands with a --twin (plot's maps, report), which also seeds that twin.
+TwinSeedOpt = Annotated[int, typer.Option("--seed", help="Seed for --init random and for the twin of --twin.")]
 
 
 @app.callback(epilog="Add --debug anywhere to see tracebacks for errors.")

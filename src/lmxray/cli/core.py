@@ -7,14 +7,15 @@ from typing import Optional
 
 import typer
 
-from lmxray.cli.app import app, load_model, out, parse_expect
+from lmxray.cli.app import (DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, SeedOpt, app, load_model, out,
+                            parse_expect)
 from lmxray.render import console as render_text
 
 
 @app.command()
 def trace(
     prompt: str = typer.Argument(..., help="The text to run through the model."),
-    model: str = typer.Option("smollm2", "--model", "-m", help="Built-in alias, .gguf file, HF directory, cached hub id, or random:SPEC."),
+    model: ModelOpt = DEFAULT_MODEL,
     expect: Optional[str] = typer.Option(None, "--expect", help='Expected attention as JSON: {"-1": [0, 4, 5]} (query -> key positions).'),
     position: int = typer.Option(-1, "--position", "-p", help="Prediction position (negative counts from the end)."),
     out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the JSONL trace here."),
@@ -23,10 +24,10 @@ def trace(
     threshold: float = typer.Option(0.01, "--threshold", help="Edges below this weight are not written."),
     lens_all: bool = typer.Option(False, "--lens-all", help="Logit lens at every position, not only the prediction position."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
-    dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16."),
-    init: str = typer.Option("pretrained", "--init", help="pretrained, or random for the random-init twin."),
-    seed: int = typer.Option(0, "--seed", help="Seed for --init random."),
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    init: InitOpt = "pretrained",
+    seed: SeedOpt = 0,
 ):
     """Trace PROMPT: prediction, top-k, convergence table at the prediction position, summary metrics."""
     from lmxray.analysis.convergence import convergence, summarize

@@ -7,23 +7,23 @@ from typing import Optional
 
 import typer
 
-from lmxray.cli.app import app, load_model, out
+from lmxray.cli.app import DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, SeedOpt, app, load_model, out
 
 
 @app.command()
 def flow(
     prompt: str = typer.Argument(..., help="The text to run through the model."),
-    model: str = typer.Option("smollm2", "--model", "-m", help="Built-in alias, .gguf file, HF directory, cached hub id, or random:SPEC."),
+    model: ModelOpt = DEFAULT_MODEL,
     position: int = typer.Option(-1, "--position", "-p", help="Position to look at (negative counts from the end)."),
     token: Optional[list[str]] = typer.Option(None, "--token", help="Also attribute this token's logit (one token; repeatable)."),
     group: Optional[str] = typer.Option(None, "--group", help='Sum sources into groups: "words", or token ranges like "0-2,3,4-6".'),
     top_k: int = typer.Option(3, "--top-k", "-k", help="Sources shown per layer."),
     out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the trace with flow records here."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
-    dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16."),
-    init: str = typer.Option("pretrained", "--init", help="pretrained, or random for the random-init twin."),
-    seed: int = typer.Option(0, "--seed", help="Seed for --init random."),
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    init: InitOpt = "pretrained",
+    seed: SeedOpt = 0,
 ):
     """Split the residual stream at a position into per-source contributions (attention and MLP), layer by layer,
     and attribute the predicted token's logit to the sources."""

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
-from lmxray.cli.app import app, load_model, out
+from lmxray.cli.app import DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, app, load_model, out
 from lmxray.cli.files import write_json
 from lmxray.cli.plot import LAYERS_HELP, parse_indices
 from lmxray.errors import LmxrayError
@@ -21,7 +21,7 @@ def heads(
     more_checkpoints: Optional[list[str]] = typer.Argument(
         None, metavar="[CHECKPOINT]...", show_default=False,
         help="Further checkpoint SPECs after --checkpoints A, as in `--checkpoints A B C`."),
-    model: str = typer.Option("smollm2", "--model", "-m", help="Built-in alias, .gguf file, HF directory, cached hub id, or random:SPEC."),
+    model: ModelOpt = DEFAULT_MODEL,
     baseline: str = typer.Option(RANDOM_BASELINE, "--baseline", help="'random' (random-init twins), 'none', or another checkpoint's SPEC."),
     baseline_seeds: int = typer.Option(3, "--baseline-seeds", help="Random-init twins to pool (seeds SEED+1..SEED+N)."),
     checkpoints: Optional[str] = typer.Option(None, "--checkpoints", help="Checkpoint SPECs of one model (`--checkpoints A B C` or A,B,C): show how the top scores evolve."),
@@ -33,10 +33,10 @@ def heads(
     figure: Optional[Path] = typer.Option(None, "--figure", help="Write the score figure here (.png or .svg)."),
     out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the scores as JSON here."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
-    dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16."),
-    init: str = typer.Option("pretrained", "--init", help="pretrained, or random for the random-init twin."),
-    seed: int = typer.Option(0, "--seed", help="Seed for --init random; twins use SEED+1.. ."),
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    init: InitOpt = "pretrained",
+    seed: Annotated[int, typer.Option("--seed", help="Seed for --init random; twins use SEED+1.. .")] = 0,
 ):
     """Score heads on a probe set (natural prompts + repeated random tokens): previous-token, first-token sink,
     self, induction, position-skip; label each head and compare with a baseline (z-scores)."""

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
-from lmxray.cli.app import app, load_model, out
+from lmxray.cli.app import DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, SeedOpt, app, load_model, out
 from lmxray.cli.files import write_json
-
-MODEL_HELP = "Built-in alias, .gguf file, HF directory, cached hub id, or random:SPEC."
 
 
 @app.command()
@@ -19,13 +17,14 @@ def logits(
     steps: int = typer.Option(8, "--steps", "-n", help="Tokens to generate."),
     top_k: int = typer.Option(5, "--top-k", "-k", help="Candidates shown per step."),
     temperature: float = typer.Option(0.0, "--temperature", "-t", help="0 = greedy; > 0 samples from softmax(logits / T)."),
-    model: str = typer.Option("smollm2", "--model", "-m", help=MODEL_HELP),
+    model: ModelOpt = DEFAULT_MODEL,
     out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the logit trace as JSON here."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
-    dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16."),
-    init: str = typer.Option("pretrained", "--init", help="pretrained, or random for the random-init twin."),
-    seed: int = typer.Option(0, "--seed", help="Sampling seed (with --temperature > 0) and seed for --init random."),
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    init: InitOpt = "pretrained",
+    seed: Annotated[int, typer.Option("--seed",
+                                      help="Sampling seed (with --temperature > 0) and seed for --init random.")] = 0,
 ):
     """Generate from PROMPT step by step: top-k candidates with probabilities and raw logits, entropy, and a
     confident / uncertain / no idea flag per step. No KV cache: each step is a full forward pass."""
@@ -53,12 +52,12 @@ def lens(
     source: str = typer.Argument(..., help="A prompt, or a trace file (.jsonl) written by `lmxray trace`."),
     position: int = typer.Option(-1, "--position", "-p", help="Position to read the lens at (negative counts from the end)."),
     top_k: int = typer.Option(5, "--top-k", "-k", help="Lens candidates per layer (prompts only; a file keeps its own)."),
-    model: str = typer.Option("smollm2", "--model", "-m", help=MODEL_HELP),
+    model: ModelOpt = DEFAULT_MODEL,
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
-    dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16."),
-    init: str = typer.Option("pretrained", "--init", help="pretrained, or random for the random-init twin."),
-    seed: int = typer.Option(0, "--seed", help="Seed for --init random."),
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    init: InitOpt = "pretrained",
+    seed: SeedOpt = 0,
 ):
     """Logit lens at a position: per layer the top-k tokens and the rank and probability of the final
     prediction, and the first layer where it becomes top-1."""

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from lmxray.cli.app import app, load_model, out
+from lmxray.cli.app import DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, TwinSeedOpt, app, load_model, out
 from lmxray.errors import LmxrayError
 
 LAYERS_HELP = "Model layers, comma-separated (negative count from the end), e.g. 0,15,-1."
@@ -95,17 +95,17 @@ def plot(
 @app.command("maps")
 def maps_command(
     prompt: str = typer.Argument(..., help="The text to run through the model."),
-    model: str = typer.Option("smollm2", "--model", "-m", help="Built-in alias, .gguf file, HF directory, cached hub id, or random:SPEC."),
+    model: ModelOpt = DEFAULT_MODEL,
     layers: Optional[str] = typer.Option(None, "--layers", help=LAYERS_HELP + " Default: 3, evenly spread."),
     heads: Optional[str] = typer.Option(None, "--heads", help=HEADS_HELP),
     twin: bool = typer.Option(False, "--twin", help="Put the random-init twin's maps (same config and tokenizer) beside them."),
     vmax: str = typer.Option("1", "--vmax", help=VMAX_HELP),
     out_path: Path = typer.Option(Path("maps.png"), "--out", "-o", help="maps.png or maps.svg."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a line."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
-    dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16."),
-    init: str = typer.Option("pretrained", "--init", help="pretrained, or random for the random-init twin."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the random init (--init random and --twin)."),
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    init: InitOpt = "pretrained",
+    seed: TwinSeedOpt = 0,
 ):
     """Per-head attention maps of PROMPT: a grid of layers x heads sharing one colour scale."""
     from lmxray.capture.plan import CapturePlan

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from lmxray.cli.app import app, err, load_model, out
+from lmxray.cli.app import DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, SeedOpt, app, err, load_model, out
 from lmxray.cli.sweep import default_folder, model_key, progress_bar
 from lmxray.errors import LmxrayError
 
@@ -16,7 +16,7 @@ from lmxray.errors import LmxrayError
 @app.command()
 def profile(
     corpus: Optional[list[str]] = typer.Option(None, "--corpus", "-c", help="NAME=PATH: a folder of text files, a .txt of blank-line separated samples, or JSONL with 'text'. Repeatable; the shipped corpora when omitted."),
-    model: str = typer.Option("smollm2", "--model", "-m", help="Built-in alias, .gguf file, HF directory, cached hub id, or random:SPEC."),
+    model: ModelOpt = DEFAULT_MODEL,
     out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default: runs/profile-<model>)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Samples per forward pass."),
     max_tokens: int = typer.Option(512, "--max-tokens", help="Samples keep their first N tokens (truncations are counted)."),
@@ -25,10 +25,10 @@ def profile(
     fresh: bool = typer.Option(False, "--fresh", help="Drop earlier results in the run folder and start over."),
     summary: Optional[Path] = typer.Option(None, "--summary", help="Reprint the summary of this run folder and exit."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
-    dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16."),
-    init: str = typer.Option("pretrained", "--init", help="pretrained, or random for the random-init twin."),
-    seed: int = typer.Option(0, "--seed", help="Seed for --init random."),
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    init: InitOpt = "pretrained",
+    seed: SeedOpt = 0,
 ):
     """Profile how much each layer changes the residual stream, per corpus: mean, std, variance, ranking."""
     from lmxray.experiments.store import read_summary

@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from lmxray.cli.app import app, load_model, out, parse_expect
+from lmxray.cli.app import (DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, TwinSeedOpt, app, load_model,
+                            out, parse_expect)
 from lmxray.cli.plot import HEADS_HELP, LAYERS_HELP, parse_indices
 from lmxray.errors import LmxrayError
 
@@ -29,7 +30,7 @@ def _is_trace_path(source: str) -> bool:
 def report(
     source: str = typer.Argument(..., metavar="PROMPT|TRACE", help="Text to trace, or a trace file (.jsonl)."),
     out_path: Path = typer.Option(Path("report.html"), "--out", "-o", help="The HTML file to write."),
-    model: str = typer.Option("smollm2", "--model", "-m", help="Built-in alias, .gguf file, HF directory, cached hub id, or random:SPEC."),
+    model: ModelOpt = DEFAULT_MODEL,
     expect: Optional[str] = typer.Option(None, "--expect", help='Expected attention as JSON: {"-1": [0, 4, 5]} (query -> key positions).'),
     position: int = typer.Option(-1, "--position", "-p", help="Prediction position (negative counts from the end)."),
     top_k: int = typer.Option(5, "--top-k", "-k", help="Candidates to show (and lens tokens per layer)."),
@@ -40,10 +41,10 @@ def report(
     baseline_seeds: int = typer.Option(3, "--baseline-seeds", help="Random-init twins scored for --head-scores."),
     figure_format: str = typer.Option("png", "--figure-format", help="png or svg: how figures are embedded."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a line."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
-    dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16."),
-    init: str = typer.Option("pretrained", "--init", help="pretrained, or random for the random-init twin."),
-    seed: int = typer.Option(0, "--seed", help="Seed for --init random (and the twin of --twin)."),
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    init: InitOpt = "pretrained",
+    seed: TwinSeedOpt = 0,
 ):
     """Write one offline HTML report: prediction, top-k, convergence, flow figure, head maps, logit lens."""
     from lmxray.render.report import build_report, write_report

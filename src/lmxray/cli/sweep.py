@@ -12,13 +12,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich import box
 from rich.table import Table
 
-from lmxray.cli.app import app, err, load_model, out
+from lmxray.cli.app import DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, SeedOpt, app, err, load_model, out
 
 
 @app.command()
 def sweep(
     dataset: Optional[Path] = typer.Argument(None, help="Pairs as JSONL or CSV (id, category, intended, contradictory[, expected, expected_positions]); the shipped set when omitted."),
-    model: str = typer.Option("smollm2", "--model", "-m", help="Built-in alias, .gguf file, HF directory, cached hub id, or random:SPEC."),
+    model: ModelOpt = DEFAULT_MODEL,
     out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default: runs/sweep-<model>)."),
     batch_size: int = typer.Option(16, "--batch-size", help="Pairs per forward pass."),
     threshold: float = typer.Option(0.05, "--threshold", help="JS divergence above this marks the first divergence layer."),
@@ -27,10 +27,10 @@ def sweep(
     fresh: bool = typer.Option(False, "--fresh", help="Drop earlier results in the run folder and start over."),
     summary: Optional[Path] = typer.Option(None, "--summary", help="Reprint the summary of this run folder and exit."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
-    dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16."),
-    init: str = typer.Option("pretrained", "--init", help="pretrained, or random for the random-init twin."),
-    seed: int = typer.Option(0, "--seed", help="Seed for --init random."),
+    device: DeviceOpt = "auto",
+    dtype: DtypeOpt = "auto",
+    init: InitOpt = "pretrained",
+    seed: SeedOpt = 0,
 ):
     """Trace matched prompt pairs and compare the prediction position's attention layer by layer."""
     from lmxray.experiments.store import read_summary
