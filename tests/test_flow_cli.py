@@ -9,7 +9,7 @@ import pytest
 import lmxray
 from lmxray.flow import flow, read_flow
 from cli_helpers import assert_user_error, run
-from tiny_models import tiny_model, tiny_tokenizer
+from tiny_models import save_tiny
 
 RESID_TOL = 1e-4  # relative error of the sum over sources (fp32)
 LOGIT_TOL = 1e-4  # attribution sum vs the untraced logit
@@ -17,10 +17,7 @@ LOGIT_TOL = 1e-4  # attribution sum vs the untraced logit
 
 @pytest.fixture(scope="module")
 def tiny_gpt2_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("tiny-gpt2")
-    tiny_model("gpt2").save_pretrained(path)
-    tiny_tokenizer().save_pretrained(path)
-    return path
+    return save_tiny("gpt2", tmp_path_factory.mktemp("tiny-gpt2"))
 
 
 def test_flow_tables_and_file(capsys, tiny_gpt2_dir, tmp_path):

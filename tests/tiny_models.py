@@ -89,3 +89,10 @@ def tiny_model(family: str, seed: int = 0, attn_implementation: str = "eager"):
             if p.ndim == 1:  # norms and biases: move them off their trivial init
                 p.add_(0.1 * torch.randn_like(p))
     return model
+
+
+def save_tiny(family: str, path):
+    """Save a tiny model of ``family`` with the tiny tokenizer as an HF directory (what ``--model DIR`` reads)."""
+    tiny_model(family).save_pretrained(path)
+    tiny_tokenizer().save_pretrained(path)
+    return path
