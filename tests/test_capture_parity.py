@@ -108,6 +108,24 @@ def test_batched_equals_single(family_models):
         assert abs(got.confidence - single.confidence) <= BATCH_TOL
 
 
+def test_batched_kept_rows_in_small_chunks(family_models):
+    """Prompts of different lengths keep different padded rows; one-row chunks put each kept row in its
+    own chunk (and leave chunks with none): every kept row of every map must match the full single run."""
+    family, model, _ = family_models
+    plan = CapturePlan(positions=(0, -1), per_head=True, components=(), lens=False, chunk_bytes=1)
+    batched = model.trace(PROMPTS, plan=plan)
+    for prompt, got in zip(PROMPTS, batched):
+        full = model.trace(prompt, plan=FULL)
+        rows = [0, got.n_tokens - 1]
+        for name, a, b in [("attention", got.attention[:, rows], full.attention[:, rows]),
+                           ("attention_heads", got.attention_heads[:, :, rows], full.attention_heads[:, :, rows]),
+                           ("entropy", got.entropy[:, :, rows], full.entropy[:, :, rows])]:
+            drift = _drift(a, b)
+            assert drift <= BATCH_TOL, f"{family}: kept {name} rows drift {drift:.3e} for {prompt!r} (tol {BATCH_TOL})"
+        others = np.delete(got.attention, rows, axis=1)
+        assert not others.any(), f"{family}: rows outside the plan were filled for {prompt!r}"
+
+
 def test_plan_bounds_what_is_kept(family_models):
     family, model, _ = family_models
     n_layers = model.info.n_layers

@@ -35,15 +35,16 @@ def capture_attention(module, query, key, value, attention_mask, scaling=None, s
         output, _ = sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, **kwargs)
         if wants_probs:  # only the query rows the plan keeps
             chunk = recorder.rows_per_chunk(query, key)
-            for rows, probs in iter_probabilities(query, key, attention_mask, scaling, None, chunk, recorder.rows_needed):
-                recorder.on_probabilities(module, rows, probs)
+            index = recorder.rows_needed
+            for start, probs in iter_probabilities(query, key, attention_mask, scaling, None, chunk, index):
+                recorder.on_probabilities(module, start, probs, all_rows=index is None)
     else:
         # SDPA has no softcap: compute the output from the probabilities, as eager attention does.
         chunk = recorder.rows_per_chunk(query, key) if wants_probs else query.shape[2]
         parts = []
-        for rows, probs in iter_probabilities(query, key, attention_mask, scaling, softcap, chunk):
+        for start, probs in iter_probabilities(query, key, attention_mask, scaling, softcap, chunk):
             if wants_probs:
-                recorder.on_probabilities(module, rows, probs)
+                recorder.on_probabilities(module, start, probs, all_rows=True)
             parts.append(_weighted_values(probs.to(value.dtype), value))
         output = torch.cat(parts, dim=2).transpose(1, 2).contiguous()
     if recorder is not None:
@@ -52,7 +53,7 @@ def capture_attention(module, query, key, value, attention_mask, scaling=None, s
 
 
 def iter_probabilities(query, key, attention_mask, scaling, softcap, rows_per_chunk, row_index=None):
-    """Yield ``(query row indices, fp32 probabilities [batch, head, rows, k_pos])`` chunk by chunk.
+    """Yield ``(offset of the chunk in the row index, fp32 probabilities [batch, head, rows, k_pos])`` chunk by chunk.
 
     ``row_index`` (sorted) limits the work to those query rows; None means all.
     GQA is handled by grouping query heads per KV head (no repeated keys in
@@ -75,7 +76,7 @@ def iter_probabilities(query, key, attention_mask, scaling, softcap, rows_per_ch
             scores.masked_fill_(~allowed, float("-inf"))
         probs = torch.softmax(scores, dim=-1)
         del scores
-        yield rows, probs.nan_to_num_(nan=0.0)
+        yield start, probs.nan_to_num_(nan=0.0)
 
 
 def _allowed(attention_mask, rows: torch.Tensor, q_len: int, k_len: int, device):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 
 from lmxray.capture.plan import CapturePlan
@@ -30,8 +31,11 @@ class Recorder:
         self.plan, self.spec, self.hf_model = plan, spec, hf_model
         self.layers, self.heads = layers, heads
         self.kept_rows = kept_rows
-        needed = kept_rows[kept_rows >= 0].unique()  # sorted padded query rows any prompt keeps
-        self.rows_needed = None if needed.numel() == seq_len else needed  # None: every row
+        self._kept = kept_rows.cpu().numpy()  # the one host copy: chunk targets are worked out here, not per layer
+        needed = np.unique(self._kept[self._kept >= 0])  # sorted padded query rows any prompt keeps
+        self._needed = None if needed.size == seq_len else needed
+        self.rows_needed = None if self._needed is None else torch.as_tensor(needed, device=kept_rows.device)
+        self._targets: dict[tuple[int, int, bool], tuple[torch.Tensor, ...] | None] = {}
         self.seq_len = seq_len
         self.batch = kept_rows.shape[0]
         self.device = kept_rows.device
@@ -52,33 +56,46 @@ class Recorder:
         per_row = query.shape[0] * query.shape[1] * key.shape[2] * 4
         return max(1, self.plan.chunk_bytes // per_row)
 
-    def on_probabilities(self, module, rows: torch.Tensor, probs: torch.Tensor) -> None:
-        """Fold fp32 probabilities [batch, head, rows, k_pos] of query ``rows`` (sorted indices) into the buffers."""
+    def on_probabilities(self, module, start: int, probs: torch.Tensor, all_rows: bool) -> None:
+        """Fold fp32 probabilities [batch, head, rows, k_pos] into the buffers.
+
+        They are the chunk that begins at ``start`` in the row index: every query
+        row when ``all_rows``, else ``rows_needed``. Each kept (prompt, row) lands
+        through one gather and one scatter, with no host sync and no per-prompt loop.
+        """
         slot = self._slot[id(module)]
         n_layers, n_heads, n_keys = len(self.layers), probs.shape[1], probs.shape[-1]
-        kept = self.kept_rows
-        n_kept = kept.shape[1]
+        n_kept = self.kept_rows.shape[1]
         if self.plan.attention and self.attention is None:
             self.attention = probs.new_zeros(self.batch, n_layers, n_kept, n_keys)
         if self.plan.per_head and self.attention_heads is None:
             self.attention_heads = probs.new_zeros(self.batch, n_layers, len(self.heads), n_kept, n_keys)
         if self.plan.row_stats and self.entropy is None:
             self.entropy = probs.new_zeros(self.batch, n_layers, n_heads, n_kept)
-        where = torch.searchsorted(rows, kept).clamp(max=rows.numel() - 1)  # [batch, kept]
-        in_chunk = (kept >= 0) & (rows[where] == kept)
-        for b in range(self.batch):
-            dest = in_chunk[b].nonzero().squeeze(-1)
-            if dest.numel() == 0:
-                continue
-            local = where[b, dest]
-            block = probs[b, :, local]  # [head, kept_in_chunk, k_pos]
-            if self.attention is not None:
-                self.attention[b, slot, dest] = block.sum(0)
-            if self.attention_heads is not None:
-                heads = block if self._full_heads else block[self.heads]
-                self.attention_heads[b, slot][:, dest] = heads
-            if self.entropy is not None:
-                self.entropy[b, slot][:, dest] = torch.special.entr(block).sum(-1)
+        targets = self._chunk_targets(start, probs.shape[2], all_rows)
+        if targets is None:
+            return
+        prompt, dest, local = targets
+        block = probs[prompt, :, local]  # [kept in chunk, head, k_pos]
+        if self.attention is not None:
+            self.attention[:, slot][prompt, dest] = block.sum(1)
+        if self.attention_heads is not None:
+            self.attention_heads[:, slot][prompt, :, dest] = block if self._full_heads else block[:, self.heads]
+        if self.entropy is not None:
+            self.entropy[:, slot][prompt, :, dest] = torch.special.entr(block).sum(-1)
+
+    def _chunk_targets(self, start: int, n_rows: int, all_rows: bool):
+        """(prompt, kept slot, row within the chunk) of every kept row in a chunk, as device index tensors;
+        None when the chunk holds none. Worked out on the host once per chunk and reused by every layer."""
+        key = (start, n_rows, all_rows)
+        if key not in self._targets:
+            index = np.arange(self.seq_len) if all_rows or self._needed is None else self._needed
+            chunk = index[start:start + n_rows]
+            local = np.searchsorted(chunk, self._kept).clip(max=n_rows - 1)
+            prompt, dest = np.nonzero((self._kept >= 0) & (chunk[local] == self._kept))
+            self._targets[key] = None if prompt.size == 0 else tuple(
+                torch.as_tensor(x, device=self.device) for x in (prompt, dest, local[prompt, dest]))
+        return self._targets[key]
 
     def on_qkv(self, module, query, key, value) -> None:
         """Summarise post-RoPE q/k/v ([batch, head, pos, d_head]) per head and position."""
