@@ -6,7 +6,8 @@
                                                                        # weights, stand-in word-level tokenizer
 
 All three figures come from one run over the same pairs, so their ratios hold
-even on a shared, noisy machine. The eager loop is how the seeds measured it:
+even on a shared, noisy machine; each path is warmed up first, and the floor and
+the sweep are timed ``--repeats`` times, interleaved (medians reported). The eager loop is how the seeds measured it:
 each prompt alone, ``output_attentions=True``, heads summed in Python.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -94,6 +96,7 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=None, help="first N shipped pairs (default: all)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--eager-pairs", type=int, default=None, help="pairs for the slow eager loop (default: all)")
+    parser.add_argument("--repeats", type=int, default=3, help="floor and sweep runs, interleaved; medians reported")
     args = parser.parse_args()
     device = "cuda" if args.device == "auto" and torch.cuda.is_available() else args.device
     device = "cpu" if device == "auto" else device
@@ -104,15 +107,21 @@ def main() -> int:
         model = lmxray.load(args.model, device=device, dtype=args.dtype)
     pairs = read_pairs(SHIPPED_PAIRS)[: args.pairs]
     eager_pairs = pairs[: args.eager_pairs] if args.eager_pairs else pairs
-    floor_seconds(model, pairs[: args.batch_size], args.batch_size)  # warm-up
-    floor = floor_seconds(model, pairs, args.batch_size)
-    sweep = sweep_seconds(model, pairs, args.batch_size)
+    warm = pairs[: args.batch_size]
+    floor_seconds(model, warm, args.batch_size), sweep_seconds(model, warm, args.batch_size)
+    runs = {"floor": [], "sweep": []}
+    for _ in range(args.repeats):
+        runs["floor"].append(floor_seconds(model, pairs, args.batch_size))
+        runs["sweep"].append(sweep_seconds(model, pairs, args.batch_size))
+    floor, sweep = statistics.median(runs["floor"]), statistics.median(runs["sweep"])
+    eager_loop_seconds(model, eager_pairs[:1])  # warm-up
     eager = eager_loop_seconds(model, eager_pairs)
     rates = {"floor": len(pairs) / floor, "sweep": len(pairs) / sweep, "eager_loop": len(eager_pairs) / eager}
     result = {
         "benchmark": "sweep", "model": model.info.name, "device": str(model.device), "dtype": model.info.dtype,
         "threads": torch.get_num_threads(), "pairs": len(pairs), "eager_pairs": len(eager_pairs),
-        "batch_size": args.batch_size,
+        "batch_size": args.batch_size, "repeats": args.repeats,
+        "runs": {k: [round(x, 3) for x in v] for k, v in runs.items()},
         "seconds": {"floor": round(floor, 3), "sweep": round(sweep, 3), "eager_loop": round(eager, 3)},
         "pairs_per_second": {k: round(v, 2) for k, v in rates.items()},
         "sweep_vs_floor": round(rates["sweep"] / rates["floor"], 3),
