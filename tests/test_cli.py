@@ -175,3 +175,20 @@ def test_corrupt_safetensors(capsys, tiny_dir, tmp_path):
     weights = broken / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:200])
     assert_user_error(capsys, ["trace", "hello", "--model", broken], "cannot load")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["trace"], ["missing argument", "lmxray trace --help"]),
+    (["compare", "a.jsonl"], ["missing argument 'b'"]),
+    (["trace", "hi", "--top-k", "abc"], ["--top-k", "integer"]),
+    (["trace", "hi", "--no-such-option"], ["no such option"]),
+    (["trace", "a", "b"], ["unexpected extra argument"]),
+    (["no-such-command"], ["no such command"]),
+])
+def test_usage_errors_are_one_line(capsys, args, words):
+    assert_user_error(capsys, args, *words)
+
+
+def test_bare_command_prints_help(capsys):
+    code, stdout, err = run(capsys)
+    assert code == 0 and "Usage" in stdout and not err
