@@ -192,3 +192,18 @@ def test_usage_errors_are_one_line(capsys, args, words):
 def test_bare_command_prints_help(capsys):
     code, stdout, err = run(capsys)
     assert code == 0 and "Usage" in stdout and not err
+
+
+def test_top_k_larger_than_vocabulary(capsys, tiny_dir, tmp_path):
+    out = tmp_path / "x.jsonl"
+    assert_user_error(capsys, ["trace", "hello", "--model", tiny_dir, "--top-k", 100000, "--out", out],
+                      "--top-k 100000", "vocabulary", out_file=out)
+    assert_user_error(capsys, ["lens", "hello", "--model", tiny_dir, "--top-k", 100000], "vocabulary")
+
+
+@pytest.mark.parametrize("expect", ['{"-1": [1.5]}', '{"-1": [true]}', '{"-1": "12"}', '{"-1": [1e400]}'])
+def test_expect_positions_must_be_integers(capsys, tiny_dir, tmp_path, expect):
+    out = tmp_path / "x.jsonl"
+    assert_user_error(capsys, ["trace", "hello", "--model", tiny_dir, "--expect", expect, "--out", out],
+                      "not position -> list of positions", out_file=out)
+

@@ -29,6 +29,12 @@ class Model:
         return next(self.hf.parameters()).device
 
     @property
+    def vocab_size(self) -> int:
+        """Rows of the output head: the most candidates a top-k can list."""
+        head = self.hf.get_output_embeddings()
+        return int(head.weight.shape[0]) if head is not None else int(self.hf.config.vocab_size)
+
+    @property
     def max_positions(self) -> int | None:
         return getattr(self.hf.config, "max_position_embeddings", None)
 
@@ -72,6 +78,7 @@ class Model:
         if not prompt_list:
             raise LmxrayError("no prompts given", "pass at least one prompt")
         plan = plan or CapturePlan()
+        check_top_k(plan.top_k, self.vocab_size)
         ids = [self.encode(p) for p in prompt_list]
         predict = [resolve_position(position, len(x)) for x in ids]
         expected = [resolve_expected(expect or {}, len(x)) for x in ids]
@@ -90,6 +97,20 @@ class Model:
         return self.hf(input_ids=ids, use_cache=False).logits[0]
 
 
+def check_top_k(top_k: int, vocab_size: int) -> None:
+    """A top-k larger than the vocabulary cannot be listed."""
+    if top_k > vocab_size:
+        raise LmxrayError(f"--top-k {top_k} is larger than the model's vocabulary of {vocab_size} tokens",
+                          f"pass --top-k {vocab_size} or less")
+
+
+def _position_value(v) -> int:
+    """One position of --expect: an integer (JSON 3 or "3"), never a bool or a fractional number."""
+    if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()):
+        raise ValueError(v)
+    return int(v)
+
+
 def resolve_expected(expect: dict, n_tokens: int) -> dict[int, list[int]]:
     """Turn ``{"-1": [0, 4]}`` into non-negative positions, checking every one is in range."""
     if not isinstance(expect, dict):
@@ -98,8 +119,10 @@ def resolve_expected(expect: dict, n_tokens: int) -> dict[int, list[int]]:
     for key, values in expect.items():
         try:
             query = int(key)
-            keys = [int(v) for v in values]
-        except (TypeError, ValueError):
+            if not isinstance(values, (list, tuple)):
+                raise TypeError(values)
+            keys = [_position_value(v) for v in values]
+        except (TypeError, ValueError, OverflowError):
             raise LmxrayError(
                 f"--expect entry {key!r}: {values!r} is not position -> list of positions",
                 'write it like {"-1": [0, 4, 5]}',
