@@ -207,3 +207,8 @@ def test_expect_positions_must_be_integers(capsys, tiny_dir, tmp_path, expect):
     assert_user_error(capsys, ["trace", "hello", "--model", tiny_dir, "--expect", expect, "--out", out],
                       "not position -> list of positions", out_file=out)
 
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self"), reason="needs Linux /proc")
+@pytest.mark.parametrize("command", ["trace", "logits", "flow"])
+def test_output_in_a_directory_that_takes_no_files(capsys, tiny_dir, command):
+    assert_user_error(capsys, [command, "hello", "--model", tiny_dir, "--out", "/proc/lmxray-x.json"], "cannot write")

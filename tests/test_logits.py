@@ -12,7 +12,7 @@ import torch
 from lmxray.errors import LmxrayError
 from lmxray.models.loader import from_hf
 from lmxray.probes.generate import CONFIDENT, NO_IDEA, confidence_flag, logit_trace
-from cli_helpers import run
+from cli_helpers import assert_user_error, run
 from tiny_models import BosTokenizer, tiny_model
 
 PROB_TOL = 1e-5  # step probabilities vs softmax of the eager model's logits
@@ -119,6 +119,11 @@ def test_cli_lens_from_prompt_and_file(capsys, tiny_dir, tmp_path):
     assert code == 0 and "final prediction" in stdout and "first top-1 at layer" in stdout
     code, _, err = run(capsys, "lens", PROMPT, "--model", tiny_dir, "--position", 99)
     assert code == 2 and "out of range" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_lens_missing_trace_file_is_an_error(capsys, tiny_dir, tmp_path):
+    """A source that looks like a trace file but does not exist is not traced as a prompt."""
+    assert_user_error(capsys, ["lens", tmp_path / "missing.jsonl", "--model", tiny_dir], "no such file")
 
 
 @pytest.mark.builtin

@@ -1,4 +1,4 @@
-"""Output files the probe commands write: JSON, atomically."""
+"""Files of the CLI: the JSON outputs of the probe commands (written atomically), and telling a trace file from a prompt."""
 
 from __future__ import annotations
 
@@ -6,9 +6,26 @@ import json
 from pathlib import Path
 
 from lmxray.atomic import atomic_output
+from lmxray.errors import LmxrayError
+
+TRACE_SUFFIXES = (".jsonl", ".json")
 
 
 def write_json(path: Path, data: dict) -> None:
     """Write ``data`` as JSON to ``path`` atomically."""
-    with atomic_output(path) as f:
-        json.dump(data, f, indent=1, ensure_ascii=False, allow_nan=False)
+    try:
+        with atomic_output(path) as f:
+            json.dump(data, f, indent=1, ensure_ascii=False, allow_nan=False)
+    except OSError as e:  # the temporary file could not be created
+        raise LmxrayError(f"cannot write {path}: {e.strerror or e}", "choose a writable output path") from None
+
+
+def is_trace_path(source: str) -> bool:
+    """A source names a trace file when it is an existing file or ends like one (a missing one is an error)."""
+    path = Path(source)
+    if path.suffix.lower() in TRACE_SUFFIXES and "\n" not in source:
+        return True
+    try:
+        return path.is_file()
+    except OSError:  # a long prompt is not a valid path
+        return False

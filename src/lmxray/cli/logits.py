@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from lmxray.cli.app import DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, SeedOpt, app, load_model, out
-from lmxray.cli.files import write_json
+from lmxray.cli.files import is_trace_path, write_json
 
 
 @app.command()
@@ -66,7 +66,7 @@ def lens(
     from lmxray.render.probe_tables import print_lens
     from lmxray.trace.reader import read_trace
 
-    if source.endswith(".jsonl") and Path(source).is_file():
+    if is_trace_path(source):
         trace, decode = read_trace(Path(source)), None
     else:
         loaded = load_model(model, device, dtype, init, seed)

@@ -9,21 +9,10 @@ import typer
 
 from lmxray.cli.app import (DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, TwinSeedOpt, app, load_model,
                             out, parse_expect)
+from lmxray.cli.files import is_trace_path
 from lmxray.cli.plot import HEADS_HELP, LAYERS_HELP, parse_indices
 from lmxray.errors import LmxrayError
 
-TRACE_SUFFIXES = (".jsonl", ".json")
-
-
-def _is_trace_path(source: str) -> bool:
-    """A source names a trace file when it is an existing file or ends like one (a missing one is an error)."""
-    path = Path(source)
-    if path.suffix.lower() in TRACE_SUFFIXES and "\n" not in source:
-        return True
-    try:
-        return path.is_file()
-    except OSError:  # a long prompt is not a valid path
-        return False
 
 
 @app.command()
@@ -57,7 +46,7 @@ def report(
         raise LmxrayError(f"--baseline-seeds must be at least 1, got {baseline_seeds}", "pass --baseline-seeds 3")
     map_layers, map_heads = parse_indices(layers, "--layers"), parse_indices(heads, "--heads")
     expected = parse_expect(expect)
-    from_file = _is_trace_path(source)
+    from_file = is_trace_path(source)
     if from_file and (twin or head_scores):
         raise LmxrayError("--twin and --head-scores run a model, which a trace file does not carry",
                           "pass the prompt instead of the trace file")

@@ -265,6 +265,12 @@ def check_writable(path: Path) -> None:
         raise LmxrayError(f"cannot write {path}: directory {parent} {why}", "choose a writable output path")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise LmxrayError(f"cannot write {path}: directory {parent} is not writable", "choose a writable output path")
+    try:  # the real test (a read-only mount, /proc, ...): create and remove a temporary sibling
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=path.name + ".tmp")
+    except OSError as e:
+        raise LmxrayError(f"cannot write {path}: {e.strerror or e}", "choose a writable output path") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def write_trace(trace: Trace, path, threshold: float | None = None, extra: Iterable[dict] = ()) -> None:
