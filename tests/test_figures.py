@@ -235,6 +235,8 @@ def test_plot_maps_without_per_head_names_the_option(capsys, trace_files, tmp_pa
     (["--maps", "--layers", "3"], ("layer 3 is out of range", "0..2")),
     (["--maps", "--heads", "4"], ("head 4 is out of range",)),
     (["--maps", "--layers", "a,b"], ("not a comma-separated list",)),
+    (["--maps", "--layers", "1,,2"], ("empty item",)),
+    (["--maps", "--heads", "0,"], ("empty item",)),
     (["--maps", "--vmax", "0"], ("--vmax must be > 0",)),
     (["--heads", "1"], ("--maps",)),
     (["--layers", "-4"], ("layer -4 is out of range",)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -16,17 +17,19 @@ VMAX_HELP = "Top of the maps' shared colour scale: a probability (default 1) or 
 
 
 def parse_indices(text: str | None, option: str) -> list[int] | None:
-    """'0,15,-1' -> [0, 15, -1]; None stays None."""
+    """'0,15,-1' (or '0, 15, -1', '0 15 -1') -> [0, 15, -1]; None stays None; an empty item ('1,,2') is an error."""
     if text is None:
         return None
+    if not text.strip():
+        raise LmxrayError(f"{option} is empty", f"write it like {option} 0,15,-1")
+    parts = re.split(r"\s*,\s*|\s+", text.strip())
+    if "" in parts:
+        raise LmxrayError(f"{option} {text!r} has an empty item", f"write it like {option} 0,15,-1")
     try:
-        values = [int(part) for part in text.replace(" ", ",").split(",") if part]
+        return [int(part) for part in parts]
     except ValueError:
         raise LmxrayError(f"{option} {text!r} is not a comma-separated list of integers",
                           f"write it like {option} 0,15,-1") from None
-    if not values:
-        raise LmxrayError(f"{option} is empty", f"write it like {option} 0,15,-1")
-    return values
 
 
 def parse_vmax(text: str) -> float | None:
