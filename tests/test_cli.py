@@ -212,3 +212,15 @@ def test_expect_positions_must_be_integers(capsys, tiny_dir, tmp_path, expect):
 @pytest.mark.parametrize("command", ["trace", "logits", "flow"])
 def test_output_in_a_directory_that_takes_no_files(capsys, tiny_dir, command):
     assert_user_error(capsys, [command, "hello", "--model", tiny_dir, "--out", "/proc/lmxray-x.json"], "cannot write")
+
+
+@pytest.mark.parametrize("args, name", [(["trace", "hello"], "t.png"), (["flow", "hello"], "t.html"),
+                                        (["logits", "hello"], "l.jsonl")])
+def test_output_named_like_another_kind_of_file(capsys, tiny_dir, tmp_path, args, name):
+    out = tmp_path / name
+    assert_user_error(capsys, [*args, "--model", tiny_dir, "--out", out], f"ends in {out.suffix}", out_file=out)
+
+
+@pytest.mark.parametrize("args", [["--layers", "1,,2"], ["--heads", "1,"]])
+def test_list_with_an_empty_item(capsys, tiny_dir, args):
+    assert_user_error(capsys, ["heads", "--model", tiny_dir, "--baseline", "none", *args], "empty item")

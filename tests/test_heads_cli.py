@@ -76,6 +76,11 @@ def test_heads_figure_needs_png_or_svg(capsys, tiny_dir, tmp_path):
     assert code == 2 and ".png or .svg" in err and not list(tmp_path.iterdir())
 
 
+def test_heads_out_named_like_a_figure(capsys, tiny_dir, tmp_path):
+    code, _, err = run(capsys, "heads", "--model", tiny_dir, "--out", tmp_path / "s.svg")
+    assert code == 2 and ".json" in err and len(err.strip().splitlines()) == 1 and not list(tmp_path.iterdir())
+
+
 # -- the built-in model ----------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -208,6 +208,8 @@ def test_report_bad_input(capsys, tiny_dir, tmp_path):
     nowhere = tmp_path / "nope" / "r.html"
     assert_user_error(capsys, ["report", "hi", "--model", tiny_dir, "--out", nowhere], "does not exist",
                       out_file=nowhere)
+    png = tmp_path / "r.png"
+    assert_user_error(capsys, ["report", "hi", "--model", tiny_dir, "--out", png], "HTML", out_file=png)
 
 
 # -- the built-in model ------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import typer
 
 from lmxray.cli.app import (DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, SeedOpt, app, load_model, out,
                             parse_expect)
+from lmxray.cli.files import TRACE_SUFFIXES, check_output_suffix
 from lmxray.render import console as render_text
 
 
@@ -36,6 +37,7 @@ def trace(
 
     expected = parse_expect(expect)
     if out_path is not None:
+        check_output_suffix(out_path, "a JSONL trace", TRACE_SUFFIXES)
         check_writable(out_path)
     plan = CapturePlan(per_head=per_head, top_k=top_k, threshold=threshold, lens_positions=None if lens_all else ())
     loaded = load_model(model, device, dtype, init, seed)

@@ -9,6 +9,17 @@ from lmxray.atomic import atomic_output
 from lmxray.errors import LmxrayError
 
 TRACE_SUFFIXES = (".jsonl", ".json")
+# Suffixes of files that are plainly something else: an output named like one of these is a mistake.
+_KNOWN_SUFFIXES = frozenset({".jsonl", ".json", ".png", ".svg", ".pdf", ".jpg", ".jpeg", ".html", ".htm", ".csv",
+                             ".gguf", ".safetensors"})
+
+
+def check_output_suffix(path: Path, what: str, allowed: tuple[str, ...]) -> None:
+    """Refuse an output named like another kind of file (a JSONL trace called t.png); unknown suffixes pass."""
+    suffix = Path(path).suffix.lower()
+    if suffix in _KNOWN_SUFFIXES and suffix not in allowed:
+        raise LmxrayError(f"--out {path} ends in {suffix}, but the output is {what}",
+                          f"name it {' or '.join(allowed)}")
 
 
 def write_json(path: Path, data: dict) -> None:

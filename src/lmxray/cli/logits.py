@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from lmxray.cli.app import DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, SeedOpt, app, load_model, out
-from lmxray.cli.files import is_trace_path, write_json
+from lmxray.cli.files import check_output_suffix, is_trace_path, write_json
 
 
 @app.command()
@@ -34,6 +34,7 @@ def logits(
 
     check_generation_args(steps, top_k, temperature)
     if out_path is not None:
+        check_output_suffix(out_path, "JSON", (".json",))
         check_writable(out_path)
     loaded = load_model(model, device, dtype, init, seed)
     result = logit_trace(loaded, prompt, steps=steps, top_k=top_k, temperature=temperature, seed=seed)
