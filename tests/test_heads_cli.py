@@ -60,6 +60,7 @@ def test_checkpoint_baseline_and_evolution(capsys, tiny_dir):
     (["--heads", "4"], ["head 4 is out of range"]),
     (["--baseline-seeds", "0"], ["--baseline-seeds"]),
     (["--top", "0"], ["--top"]),
+    (["--patterns", "induction,,self"], ["empty item"]),
     (["--repeats", "0"], ["repeated block"]),
 ])
 def test_heads_bad_input(capsys, tiny_dir, tmp_path, args, words):

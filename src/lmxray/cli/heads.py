@@ -107,7 +107,9 @@ def heads(
 def _patterns(text: str | None, known: tuple[str, ...]) -> list[str]:
     if text is None:
         return list(known)
-    names = [p.strip().replace("-", "_") for p in text.split(",") if p.strip()]
+    names = [p.strip().replace("-", "_") for p in text.split(",")]
+    if text.strip() and "" in names:
+        raise LmxrayError(f"--patterns {text!r} has an empty item", f"write it like --patterns {known[0]},{known[-1]}")
     bad = [p for p in names if p not in known]
     if bad or not names:
         raise LmxrayError(f"unknown pattern '{bad[0] if bad else text}'", f"choose from {', '.join(known)}")
