@@ -230,6 +230,31 @@ def test_missing_and_unreadable_inputs(capsys, tiny_dir, tmp_path):
                             '"expected_positions": [0, 9]}\n')
     assert_user_error(capsys, ["sweep", out_of_range, "--model", tiny_dir, "--out", tmp_path / "r2"],
                       "pair 'a'", "out of range")
+    assert not (tmp_path / "r2").exists(), "a refused sweep created its run folder"
+
+
+def test_pair_longer_than_the_context_is_named_and_leaves_no_folder(capsys, tiny_dir, tmp_path):
+    long_pair = tmp_path / "long.jsonl"
+    long_pair.write_text(json.dumps({"id": "far", "category": "c", "intended": "x" * 100, "contradictory": "y"}) + "\n")
+    folder = tmp_path / "run"
+    code, _, err = run(capsys, "sweep", long_pair, "--model", tiny_dir, "--out", folder)
+    assert code == 2 and err.count("\n") == 1 and err.startswith("error: pair 'far': "), repr(err)
+    assert "longer than the model's context" in err and not folder.exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_run_folder_that_cannot_be_created(capsys, tiny_dir, tmp_path):
+    pairs = write_pairs(tmp_path / "pairs.jsonl", 2)
+    assert_user_error(capsys, ["sweep", pairs, "--model", tiny_dir, "--out", "/proc/lmxray-run"], "cannot create")
+
+
+def test_summary_of_something_that_is_not_a_run(capsys, tmp_path):
+    a_file = tmp_path / "pairs.jsonl"
+    a_file.write_text("{}\n")
+    assert_user_error(capsys, ["sweep", "--summary", a_file], "is a file, not a run folder")
+    assert_user_error(capsys, ["sweep", "--summary", tmp_path / "nope"], "does not exist")
+    (tmp_path / "summary.json").write_bytes(b"\x9d\xff binary")
+    assert_user_error(capsys, ["profile", "--summary", tmp_path], "cannot read")
 
 
 def test_shipped_pair_set_is_complete():

@@ -73,7 +73,7 @@ def progress_bar(unit: str):
     """A progress bar with an ETA on stderr; yields the ``progress(done, total)`` callback the runners take."""
     columns = (TextColumn(f"[bold]{unit}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("eta"), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=True) as bar:
+    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
         task = bar.add_task(unit, total=None)
 
         def update(done: int, total: int) -> None:

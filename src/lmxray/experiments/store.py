@@ -95,7 +95,11 @@ class RunStore:
         if manifest is not None and not fresh and manifest.get("identity") != identity:
             raise LmxrayError(f"{self.folder} holds results of different weights ({manifest.get('identity')})",
                               "choose another folder for --out, or add --fresh to start over")
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise LmxrayError(f"cannot create the run folder {self.folder}: {e.strerror or e}",
+                              "choose a writable folder for --out") from None
         if fresh:
             for child in self.folder.iterdir():
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
@@ -145,12 +149,15 @@ SUMMARY_JSON = "summary.json"
 def read_summary(folder: str | Path, command: str) -> dict:
     """The summary a finished ``lmxray COMMAND`` run wrote (for ``--summary RUN``)."""
     path = Path(folder) / SUMMARY_JSON
+    if not Path(folder).is_dir():
+        what = "is a file, not a run folder" if Path(folder).exists() else "does not exist"
+        raise LmxrayError(f"--summary {folder} {what}", f"pass the --out folder of an `lmxray {command}` run")
     try:
         summary = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise LmxrayError(f"{folder} has no {command} summary ({SUMMARY_JSON})",
                           f"run `lmxray {command} --out RUN` first") from None
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise LmxrayError(f"cannot read {path} ({e})", f"rerun the {command} to rewrite it") from None
     if not isinstance(summary, dict) or summary.get("command") != command:
         raise LmxrayError(f"{folder} is not a {command} run", f"pass the --out folder of an `lmxray {command}` run")

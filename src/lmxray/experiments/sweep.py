@@ -61,12 +61,16 @@ def run_sweep(model, pairs: list[Pair], store: RunStore, config: SweepConfig, fr
               progress: Callable[[int, int], None] | None = None) -> dict:
     """Trace every pending pair, appending one part per batch; returns counts and timing."""
     pairs = pairs[: config.limit] if config.limit else pairs
+    encoded = {}  # every pair checked before the run folder is touched; a bad one is named
+    for p in pairs:
+        try:
+            encoded[p.id] = (model.encode(p.intended), model.encode(p.contradictory))
+        except LmxrayError as e:
+            raise LmxrayError(f"pair '{p.id}': {e.problem}", e.fix) from None
+        _check_positions(p, len(encoded[p.id][0]))
     store.begin({"name": model.info.name, "sha256": model.info.sha256, "dtype": model.info.dtype}, fresh=fresh)
     done = store.done_ids()
     pending = [p for p in pairs if p.id not in done]
-    encoded = {p.id: (model.encode(p.intended), model.encode(p.contradictory)) for p in pending}
-    for p in pending:
-        _check_positions(p, len(encoded[p.id][0]))
     # longest first, so padding stays small and the first batch shows the worst-case memory
     pending.sort(key=lambda p: -max(len(x) for x in encoded[p.id]))
     start, finished = time.perf_counter(), len(pairs) - len(pending)
