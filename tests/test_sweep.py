@@ -284,3 +284,10 @@ def test_shipped_sweep_on_the_builtin_model(capsys, tmp_path):
     drift = abs(per_pair["prob_intended"][france] - float(untraced))
     assert drift <= EAGER_TOL, f"smollm2: sweep confidence drifts {drift:.3e} from the untraced forward"
     assert "capital_cities" in (folder / "summary.md").read_text()
+
+
+def test_run_folder_files_are_readable_by_others(capsys, tiny_dir, tmp_path):
+    pairs, folder = write_pairs(tmp_path / "pairs.jsonl", 2), tmp_path / "run"
+    assert run(capsys, "sweep", pairs, "--model", tiny_dir, "--out", folder)[0] == 0
+    modes = {p.name: p.stat().st_mode & 0o777 for p in folder.rglob("*") if p.is_file()}
+    assert modes and all(m == 0o644 for m in modes.values()), modes
