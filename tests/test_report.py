@@ -199,6 +199,7 @@ def test_report_bad_input(capsys, tiny_dir, tmp_path):
     trace = tmp_path / "t.jsonl"
     assert run(capsys, "trace", "hi", "--model", tiny_dir, "--out", trace)[0] == 0
     assert_user_error(capsys, ["report", trace, "--twin", "--out", out], "trace file", out_file=out)
+    assert_user_error(capsys, ["report", trace, "--expect", '{"-1": [0]}', "--out", out], "--expect", out_file=out)
     assert_user_error(capsys, ["report", trace, "--layers", "1", "--out", out], "no per-head attention",
                       "--per-head", out_file=out)
     assert_user_error(capsys, ["report", "hi", "--model", tiny_dir, "--layers", "7", "--out", out],

@@ -51,6 +51,9 @@ def report(
     if from_file and (twin or head_scores):
         raise LmxrayError("--twin and --head-scores run a model, which a trace file does not carry",
                           "pass the prompt instead of the trace file")
+    if from_file and expect is not None:
+        raise LmxrayError("--expect is used when tracing a prompt; a trace file keeps the expected attention it was "
+                          "traced with", "pass the prompt instead of the trace file, or leave out --expect")
     if from_file:
         from lmxray.trace.reader import read_trace
 
