@@ -224,3 +224,9 @@ def test_output_named_like_another_kind_of_file(capsys, tiny_dir, tmp_path, args
 @pytest.mark.parametrize("args", [["--layers", "1,,2"], ["--heads", "1,"]])
 def test_list_with_an_empty_item(capsys, tiny_dir, args):
     assert_user_error(capsys, ["heads", "--model", tiny_dir, "--baseline", "none", *args], "empty item")
+
+
+def test_prompt_that_is_not_utf8(capsys, tiny_dir, tmp_path):
+    out = tmp_path / "x.jsonl"
+    bad = b"caf\xe9".decode("utf-8", "surrogateescape")  # how Python hands over undecodable argv bytes
+    assert_user_error(capsys, ["trace", bad, "--model", tiny_dir, "--out", out], "not valid UTF-8", out_file=out)

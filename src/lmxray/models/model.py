@@ -43,6 +43,11 @@ class Model:
         """Token ids as the model sees them (special tokens such as BOS included), with input checks."""
         if not isinstance(prompt, str) or not prompt.strip():
             raise LmxrayError("the prompt is empty", "pass some text to trace")
+        try:
+            prompt.encode("utf-8")
+        except UnicodeEncodeError as e:  # undecodable command-line bytes arrive as lone surrogates
+            raise LmxrayError(f"the prompt is not valid UTF-8 text (at character {e.start})",
+                              "pass the prompt as UTF-8 (check the terminal's encoding)") from None
         ids = self.tokenizer(prompt, add_special_tokens=True)["input_ids"]
         limit = self.max_positions
         if limit and len(ids) > limit:
