@@ -230,3 +230,24 @@ def test_prompt_that_is_not_utf8(capsys, tiny_dir, tmp_path):
     out = tmp_path / "x.jsonl"
     bad = b"caf\xe9".decode("utf-8", "surrogateescape")  # how Python hands over undecodable argv bytes
     assert_user_error(capsys, ["trace", bad, "--model", tiny_dir, "--out", out], "not valid UTF-8", out_file=out)
+
+
+def test_exit_code_of_a_command_reaches_the_shell(monkeypatch):
+    """A command that ends with typer.Exit(n) exits n, not 0."""
+    import typer
+
+    import lmxray.cli
+
+    scratch = typer.Typer()
+
+    @scratch.command()
+    def stop():
+        raise typer.Exit(3)
+
+    @scratch.command()
+    def other():
+        pass
+
+    monkeypatch.setattr(lmxray.cli, "app", scratch)
+    assert lmxray.cli.main(["stop"]) == 3
+    assert lmxray.cli.main(["other"]) == 0

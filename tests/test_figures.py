@@ -232,8 +232,8 @@ def test_plot_maps_without_per_head_names_the_option(capsys, trace_files, tmp_pa
 
 
 @pytest.mark.parametrize("extra, words", [
-    (["--maps", "--layers", "3"], ("layer 3 is out of range", "0..2")),
-    (["--maps", "--heads", "4"], ("head 4 is out of range",)),
+    (["--maps", "--layers", "3"], ("layer 3 is out of range", "the model has 3 layers", "0..2")),
+    (["--maps", "--heads", "4"], ("head 4 is out of range", "the model has 4 heads")),
     (["--maps", "--layers", "a,b"], ("not a comma-separated list",)),
     (["--maps", "--layers", "1,,2"], ("empty item",)),
     (["--maps", "--heads", "0,"], ("empty item",)),

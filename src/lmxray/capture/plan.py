@@ -68,22 +68,22 @@ class CapturePlan:
         """The captured layers as sorted non-negative indices (negative count from the end)."""
         if self.layers is None:
             return list(range(n_layers))
-        return sorted({_resolve_index(i, n_layers, "layer") for i in self.layers})
+        return sorted({_resolve_index(i, n_layers, "layer", f"the model has {n_layers} layers") for i in self.layers})
 
     def resolve_lens_positions(self, n_tokens: int, predict: int) -> list[int]:
         """Sorted positions whose logit lens is computed: the prediction position plus ``lens_positions``."""
         if self.lens_positions is None:
             return list(range(n_tokens))
-        return sorted({predict} | {_resolve_index(p, n_tokens, "lens position") for p in self.lens_positions})
+        return sorted({predict} | {_resolve_index(p, n_tokens, "lens position", f"the prompt has {n_tokens} tokens") for p in self.lens_positions})
 
     def resolve_heads(self, n_heads: int) -> list[int]:
         if self.heads is None:
             return list(range(n_heads))
-        return sorted({_resolve_index(i, n_heads, "head") for i in self.heads})
+        return sorted({_resolve_index(i, n_heads, "head", f"the model has {n_heads} heads") for i in self.heads})
 
 
-def _resolve_index(i: int, n: int, what: str) -> int:
+def _resolve_index(i: int, n: int, what: str, scope: str) -> int:
     j = i + n if i < 0 else i
     if not 0 <= j < n:
-        raise LmxrayError(f"{what} {i} is out of range (the model has {n})", f"use 0..{n - 1} or -1..-{n}")
+        raise LmxrayError(f"{what} {i} is out of range ({scope})", f"use 0..{n - 1} or -1..-{n}")
     return j

@@ -30,8 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     debug = DEBUG_FLAG in args
     args = [a for a in args if a != DEBUG_FLAG]
     try:
-        app(args=args, prog_name="lmxray", standalone_mode=False)
-        return 0
+        code = app(args=args, prog_name="lmxray", standalone_mode=False)  # a typer.Exit(n) comes back as n
+        return code if isinstance(code, int) else 0
     except LmxrayError as e:
         if debug:
             raise
