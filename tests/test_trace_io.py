@@ -388,6 +388,32 @@ def test_reader_errors_for_missing_and_empty_files(tmp_path):
         read_trace(tmp_path / "bin.jsonl")
 
 
+def test_meta_counts_the_records_and_a_cut_copy_is_caught(tmp_path):
+    """The meta record announces the records that follow; a copy cut at a line boundary, or one with
+    lines added, is an error naming the file; a file without the count (older builds) still reads."""
+    path = tmp_path / "t.jsonl"
+    make_trace().save(path)
+    text = path.read_text().splitlines(keepends=True)
+    recs = [json.loads(line) for line in text]
+    kinds = [r["record"] for r in recs[1:]]
+    assert recs[0]["records"] == {k: kinds.count(k) for k in ("node", "edge", "flow")}
+    assert recs[0]["records"]["edge"] > 0 and recs[0]["records"]["node"] > 0
+
+    cut = tmp_path / "cut.jsonl"
+    cut.write_text("".join(text[:-3]))
+    with pytest.raises(LmxrayError, match=r"cut short \(\d+ of \d+ edge records") as err:
+        read_trace(cut)
+    assert str(cut) in str(err.value) and "\n" not in str(err.value)
+    joined = tmp_path / "joined.jsonl"
+    joined.write_text("".join(text + text[-2:]))
+    with pytest.raises(LmxrayError, match="more records than the meta record announces"):
+        read_trace(joined)
+    older = tmp_path / "older.jsonl"
+    del recs[0]["records"]
+    older.write_text("".join(json.dumps(r) + "\n" for r in recs[:-3]))
+    assert read_trace(older).prompt == make_trace().prompt
+
+
 def test_iter_records_streams_up_to_the_bad_line(tmp_path):
     meta, node, edge = _valid_lines(tmp_path)
     path = tmp_path / "t.jsonl"

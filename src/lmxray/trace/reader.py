@@ -120,6 +120,8 @@ def iter_records(path) -> Iterator[tuple[int, dict]]:
     except OSError as e:
         raise LmxrayError(f"cannot read {path}: {e.strerror or e}", "check the path and its permissions") from None
     strict: bool | None = None  # None until the meta record is seen
+    announced: dict | None = None  # the meta record's count of the records that follow, when it has one
+    seen = {"node": 0, "edge": 0, "flow": 0}
     lineno = 0
     with f:
         try:
@@ -150,17 +152,20 @@ def iter_records(path) -> Iterator[tuple[int, dict]]:
                             "upgrade lmxray, or regenerate the trace with this version",
                         )
                     name = "strict_meta" if strict else "legacy_meta"
+                    announced = rec.get("records") if strict else None
                 elif kind == "meta":
                     raise LmxrayError(f"{path}:{lineno}: a second meta record (only the first line may be meta)", fix)
-                elif kind == "flow":
-                    name = "flow"
-                elif strict:
-                    if _fast_ok(rec, kind):
-                        yield lineno, rec
-                        continue
-                    name = f"strict_{kind}"
                 else:
-                    name = kind
+                    seen[kind] += 1
+                    if kind == "flow":
+                        name = "flow"
+                    elif strict:
+                        if _fast_ok(rec, kind):
+                            yield lineno, rec
+                            continue
+                        name = f"strict_{kind}"
+                    else:
+                        name = kind
                 err = jsonschema.exceptions.best_match(_validator(name).iter_errors(rec))
                 if err is not None:
                     raise LmxrayError(f"{path}:{lineno}: {_describe(err, kind)}", fix)
@@ -169,6 +174,21 @@ def iter_records(path) -> Iterator[tuple[int, dict]]:
             raise LmxrayError(f"{path}:{lineno + 1}: not UTF-8 text", "a trace is UTF-8 JSONL; " + FIX) from None
     if strict is None:
         raise LmxrayError(f"{path}: empty file (no meta record)", FIX)
+    if announced is not None:
+        _check_complete(path, announced, seen)
+
+
+def _check_complete(path: Path, announced: dict, seen: dict) -> None:
+    """The records read must be the ones the meta record announced: fewer means the file was cut short."""
+    missing = {k: n - seen.get(k, 0) for k, n in announced.items() if n != seen.get(k, 0)}
+    if not missing:
+        return
+    parts = ", ".join(f"{seen.get(k, 0)} of {announced[k]} {k} records" for k in missing)
+    if any(v > 0 for v in missing.values()):
+        raise LmxrayError(f"{path}: the file is cut short ({parts}; the meta record announces more)",
+                          "copy the whole file again, or regenerate it with `lmxray trace`")
+    raise LmxrayError(f"{path}: more records than the meta record announces ({parts})",
+                      "the file was appended to or joined with another; regenerate it with `lmxray trace`")
 
 
 def _floats(x) -> np.ndarray | None:

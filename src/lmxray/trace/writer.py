@@ -1,7 +1,9 @@
 """Write a Trace as JSONL ("lmxray.trace/1"): one meta line, then node lines, then edge lines.
 
 The file appears atomically (temp file in the same directory, fsync, rename), so a
-failed write never leaves a half-written trace behind. See docs/trace-format.md.
+failed write never leaves a half-written trace behind. The meta record announces how
+many records of each kind follow, so a reader notices a copy cut short at a line
+boundary. See docs/trace-format.md.
 """
 
 from __future__ import annotations
@@ -9,7 +11,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -255,6 +259,24 @@ def format_record(rec: dict) -> str:
     return json.dumps(rec, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+RECORD_KINDS = ("node", "edge", "flow")  # what may follow the meta record; the meta's "records" counts each
+
+
+def _write_lines(records: Iterable[dict], f) -> Counter:
+    """Write records as JSON lines in bounded batches; return how many of each kind were written."""
+    counts: Counter = Counter()
+    batch: list[str] = []
+    for rec in records:
+        counts[rec["record"]] += 1
+        batch.append(format_record(rec))
+        if len(batch) >= 4096:  # bounded buffer: stream, but not one write call per line
+            f.write("\n".join(batch) + "\n")
+            batch.clear()
+    if batch:
+        f.write("\n".join(batch) + "\n")
+    return counts
+
+
 def check_writable(path: Path) -> None:
     """Refuse, before writing anything, a target whose directory is missing or not writable."""
     parent = path.parent
@@ -274,7 +296,11 @@ def check_writable(path: Path) -> None:
 
 
 def write_trace(trace: Trace, path, threshold: float | None = None, extra: Iterable[dict] = ()) -> None:
-    """Write ``trace`` to ``path`` as JSONL, atomically; edges below ``threshold`` are left out; ``extra`` records last."""
+    """Write ``trace`` to ``path`` as JSONL, atomically; edges below ``threshold`` are left out; ``extra`` records last.
+
+    The records after the meta line stream to a scratch file first, counted by kind;
+    the meta line, with those counts, then goes in front of them.
+    """
     path = Path(path)
     check_writable(path)
     threshold = resolve_threshold(trace, threshold)
@@ -285,15 +311,14 @@ def write_trace(trace: Trace, path, threshold: float | None = None, extra: Itera
     except OSError as e:
         raise LmxrayError(f"cannot write {path}: {e.strerror or e}", "choose a writable output path") from None
     try:
-        with tmp as f:
-            batch: list[str] = []
-            for rec in trace_records(trace, threshold, extra):
-                batch.append(format_record(rec))
-                if len(batch) >= 4096:  # bounded buffer: stream, but not one write call per line
-                    f.write("\n".join(batch) + "\n")
-                    batch.clear()
-            if batch:
-                f.write("\n".join(batch) + "\n")
+        records = trace_records(trace, threshold, extra)
+        meta = next(records)
+        with tempfile.TemporaryFile("w+", encoding="utf-8", dir=path.parent) as body, tmp as f:
+            counts = _write_lines(records, body)
+            meta["records"] = {kind: counts.get(kind, 0) for kind in RECORD_KINDS}
+            f.write(format_record(meta) + "\n")
+            body.seek(0)
+            shutil.copyfileobj(body, f, 2**20)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp.name, 0o644)  # NamedTemporaryFile makes 0600; a trace is meant to be shared
