@@ -143,3 +143,44 @@ def test_plan_bounds_what_is_kept(family_models):
     full = model.trace(PROMPTS[0], plan=FULL)
     drift = _drift(trace.attention[:, -1], full.attention[[0, -1], -1])
     assert drift <= PROB_TOL, f"{family}: a restricted plan changes the kept row by {drift:.3e}"
+
+
+@pytest.mark.parametrize("plan", [
+    FULL,
+    CapturePlan(),
+    CapturePlan(layers=(0, -1), positions=(0, -1), per_head=True, heads=(1,), n_values=None, lens=False),
+    CapturePlan(attention=False, row_stats=False, components=("query", "mlp_hidden"), n_values=3),
+], ids=["full", "default", "subset-full-vectors", "components-only"])
+def test_memory_estimate_equals_the_recorder_buffers(family_models, plan, monkeypatch):
+    """The budget check's estimate is the bytes the recorder really allocates, buffer by buffer."""
+    from lmxray.capture import run as run_mod
+
+    family, model, _ = family_models
+    seen = {}
+    real_check = run_mod.check_fits
+
+    def spy(parts, device, n_prompts, seq_len):
+        seen["parts"] = parts
+        real_check(parts, device, n_prompts, seq_len)
+
+    monkeypatch.setattr(run_mod, "check_fits", spy)
+    ids = [model.encode(p) for p in PROMPTS]
+    batch = run_mod.Batch.from_ids(ids, 0, model.device)
+    positions = [list(range(len(x))) if plan.positions is None else
+                 sorted({p % len(x) for p in plan.positions}) for x in ids]
+    recorder, _ = run_mod.capture_batch(model, batch, plan, positions)
+    buffers = [recorder.attention, recorder.attention_heads, recorder.entropy, recorder.lens_residual]
+    buffers += [t for pair in recorder.summaries.values() for t in pair]
+    real = sum(t.numel() * t.element_size() for t in buffers if t is not None)
+    assert sum(seen["parts"].values()) == real, f"{family}: estimate {seen['parts']} != {real} bytes allocated"
+
+
+def test_capture_too_big_for_memory_is_one_clear_error(family_models, monkeypatch):
+    from lmxray.capture import budget
+    from lmxray.errors import LmxrayError
+
+    family, model, _ = family_models
+    monkeypatch.setattr(budget, "free_bytes", lambda device: (64 * 2**10, None))
+    with pytest.raises(LmxrayError, match=r"needs about .* GiB of memory \(.*held twice.*\) for 1 prompt of up to") as err:
+        model.trace(PROMPTS[0], plan=FULL)
+    assert "--per-head" in err.value.fix and "\n" not in str(err.value)

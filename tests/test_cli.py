@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+import lmxray
 from lmxray.cli import main
 from cli_helpers import assert_user_error, run
 from tiny_models import tiny_tokenizer
@@ -38,6 +39,34 @@ def test_trace_json_matches_library(capsys, tiny_dir):
     n_layers, n_heads = ref.model.n_layers, ref.model.n_heads
     assert abs(mass - n_layers * n_heads) <= 1e-3, f"total mass {mass} != layers x heads {n_layers * n_heads}"
     assert data["summary"]["entropy_bits"] == pytest.approx(summarize(ref).entropy_bits, abs=1e-9)
+
+
+def test_trace_keeps_chosen_layers_and_heads(capsys, tiny_dir, tmp_path):
+    out = tmp_path / "t.jsonl"
+    code, _, _ = run(capsys, "trace", "hello world", "--model", tiny_dir, "--layers", "0,-1", "--per-head",
+                     "--heads", "1", "--out", out)
+    assert code == 0
+    back = lmxray.read_trace(out)
+    n_layers = back.model.n_layers
+    assert back.layers == [0, n_layers - 1] and back.heads == [1]
+    assert back.attention.shape[0] == 2 and back.attention_heads.shape[:2] == (2, 1)
+
+
+def test_trace_layer_and_head_options_refuse_bad_values(capsys, tiny_dir, tmp_path):
+    out = tmp_path / "t.jsonl"
+    base = ["trace", "hello", "--model", tiny_dir, "--out", out]
+    assert_user_error(capsys, base + ["--heads", "1"], "--per-head", out_file=out)
+    assert_user_error(capsys, base + ["--layers", "7"], "layer 7 is out of range", "layers", out_file=out)
+    assert_user_error(capsys, base + ["--layers", "1,,2"], "empty item", out_file=out)
+
+
+def test_trace_too_big_for_memory_is_refused_before_the_forward(capsys, tiny_dir, tmp_path, monkeypatch):
+    from lmxray.capture import budget
+
+    monkeypatch.setattr(budget, "free_bytes", lambda device: (2**10, None))  # 1 KiB free
+    out = tmp_path / "t.jsonl"
+    assert_user_error(capsys, ["trace", "hello world", "--model", tiny_dir, "--per-head", "--out", out],
+                      "needs about", "only 0.0 GiB is free", out_file=out)
 
 
 def test_compare_prints_side_by_side(capsys, tiny_dir, tmp_path):

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from lmxray.capture.attention import RECORDER_KWARG
+from lmxray.capture.budget import buffer_bytes, check_fits
 from lmxray.capture.plan import CapturePlan
 from lmxray.capture.recorder import Recorder
 from lmxray.errors import LmxrayError
@@ -63,6 +64,10 @@ def capture_batch(model, batch: Batch, plan: CapturePlan, positions: list[list[i
     width = max(len(pos) for pos in positions)  # prompts keep different row counts: pad with -1 (never matched)
     kept = torch.tensor([[pad + p for p in pos] + [-1] * (width - len(pos)) for pad, pos in zip(batch.pads, positions)],
                         device=batch.input_ids.device)
+    n_prompts, seq_len = batch.input_ids.shape
+    parts = buffer_bytes(hf.config, plan, batch=n_prompts, seq_len=seq_len, kept_rows=width, n_layers=len(layers),
+                         n_heads_kept=len(heads), lens_itemsize=hf.dtype.itemsize)
+    check_fits(parts, batch.input_ids.device, n_prompts, seq_len)
     recorder = Recorder(hf, model.spec, plan, layers, heads, kept, batch.input_ids.shape[1])
     with recorder.hooks():
         out = hf(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,

@@ -10,6 +10,8 @@ import typer
 from lmxray.cli.app import (DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, SeedOpt, app, load_model, out,
                             parse_expect)
 from lmxray.cli.files import TRACE_SUFFIXES, check_output_suffix
+from lmxray.cli.plot import parse_indices
+from lmxray.errors import LmxrayError
 from lmxray.render import console as render_text
 
 
@@ -21,6 +23,8 @@ def trace(
     position: int = typer.Option(-1, "--position", "-p", help="Prediction position (negative counts from the end)."),
     out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the JSONL trace here."),
     per_head: bool = typer.Option(False, "--per-head", help="Also keep (and write) per-head attention."),
+    layers: Optional[str] = typer.Option(None, "--layers", help="Capture only these layers, comma-separated (negative count from the end), e.g. 0,15,-1."),
+    heads: Optional[str] = typer.Option(None, "--heads", help="With --per-head: keep only these heads, e.g. 0,4,8."),
     top_k: int = typer.Option(5, "--top-k", "-k", help="Candidates to show and record."),
     threshold: float = typer.Option(0.01, "--threshold", help="Edges below this weight are not written."),
     lens_all: bool = typer.Option(False, "--lens-all", help="Logit lens at every position, not only the prediction position."),
@@ -39,7 +43,12 @@ def trace(
     if out_path is not None:
         check_output_suffix(out_path, "a JSONL trace", TRACE_SUFFIXES)
         check_writable(out_path)
-    plan = CapturePlan(per_head=per_head, top_k=top_k, threshold=threshold, lens_positions=None if lens_all else ())
+    if heads is not None and not per_head:
+        raise LmxrayError("--heads chooses among per-head maps", "add --per-head, or drop --heads")
+    layer_list, head_list = parse_indices(layers, "--layers"), parse_indices(heads, "--heads")
+    plan = CapturePlan(per_head=per_head, top_k=top_k, threshold=threshold, lens_positions=None if lens_all else (),
+                       layers=None if layer_list is None else tuple(layer_list),
+                       heads=None if head_list is None else tuple(head_list))
     loaded = load_model(model, device, dtype, init, seed)
     result = loaded.trace(prompt, plan=plan, position=position, expect=expected)
     rows, summary = convergence(result), summarize(result)

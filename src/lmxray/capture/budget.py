@@ -1,0 +1,83 @@
+"""Memory budget of a capture: what the recorder's buffers will hold, checked against free memory first.
+
+A per-head trace of a long prompt can need tens of GiB; finding that out by
+being killed for memory is the worst way. The estimate follows the recorder's
+allocations exactly (tests compare the two) and the check runs before the forward.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from lmxray.capture.plan import CapturePlan
+from lmxray.errors import LmxrayError
+from lmxray.trace.types import PER_HEAD_COMPONENTS
+
+HEADROOM = 0.9  # use at most this share of the memory that is free
+FP32 = 4
+
+
+def buffer_bytes(config, plan: CapturePlan, *, batch: int, seq_len: int, kept_rows: int, n_layers: int,
+                 n_heads_kept: int, lens_itemsize: int) -> dict[str, int]:
+    """Bytes of each recorder buffer for one forward pass (what ``Recorder`` allocates), by readable name."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    d_model = text.hidden_size
+    n_heads = text.num_attention_heads
+    n_kv = getattr(text, "num_key_value_heads", None) or n_heads
+    d_head = getattr(text, "head_dim", None) or d_model // n_heads
+    d_mlp = getattr(text, "intermediate_size", None) or getattr(text, "n_inner", None) or 4 * d_model
+    maps = batch * n_layers * kept_rows * seq_len * FP32
+    parts = {
+        "attention maps": maps if plan.attention else 0,
+        "per-head attention maps": maps * n_heads_kept if plan.per_head else 0,
+        "row entropy": batch * n_layers * n_heads * kept_rows * FP32 if plan.row_stats else 0,
+        "logit-lens residuals": batch * n_layers * seq_len * d_model * lens_itemsize if plan.lens else 0,
+    }
+    widths = {"query": (n_heads, d_head), "key": (n_kv, d_head), "value": (n_kv, d_head), "mlp_hidden": (1, d_mlp)}
+    summaries = 0
+    for name in plan.components:
+        layers = 1 if name == "input_embedding" else n_layers
+        heads, width = widths.get(name, (1, d_model))
+        kept = width if plan.n_values is None else min(plan.n_values, width)
+        vectors = batch * layers * seq_len * (heads if name in PER_HEAD_COMPONENTS else 1)
+        summaries += vectors * (1 + kept) * FP32  # the norm and the kept values
+    parts["component summaries"] = summaries
+    return parts
+
+
+def free_bytes(device: torch.device) -> tuple[int | None, int | None]:
+    """(free host memory, free device memory or None on CPU); None where the system does not say."""
+    host = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    host = int(line.split()[1]) * 1024
+                    break
+    except OSError:
+        pass
+    gpu = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else None
+    return host, gpu
+
+
+def check_fits(parts: dict[str, int], device: torch.device, n_prompts: int, seq_len: int) -> None:
+    """Refuse a capture whose buffers do not fit: on CPU they exist twice (tensors, then the Trace's arrays)."""
+    total = sum(parts.values())
+    host, gpu = free_bytes(device)
+    needs = [(gpu, 1, "GPU memory")] if gpu is not None else []
+    needs.append((host, 1 if gpu is not None else 2, "memory"))
+    for free, copies, what in needs:
+        if free is not None and copies * total > HEADROOM * free:
+            name, biggest = max(parts.items(), key=lambda item: item[1])
+            held = f"{_gib(total)}, held twice while the trace is built" if copies == 2 else _gib(total)
+            prompts = "1 prompt" if n_prompts == 1 else f"{n_prompts} prompts"
+            raise LmxrayError(
+                f"this capture needs about {_gib(copies * total)} of {what} ({held}; {name}: {_gib(biggest)}) "
+                f"for {prompts} of up to {seq_len} tokens, but only {_gib(free)} is free",
+                "keep less: drop --per-head, capture fewer layers (--layers) or a shorter prompt; in Python, "
+                "CapturePlan(layers=..., positions=..., heads=...)",
+            )
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB"
