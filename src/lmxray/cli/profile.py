@@ -8,8 +8,9 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from lmxray.cli.app import DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, SeedOpt, app, err, load_model, out
-from lmxray.cli.sweep import default_folder, model_key, progress_bar
+from lmxray.cli.app import DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, SeedOpt, app, load_model, out
+from lmxray.cli.runs import (FreshOpt, JsonOpt, SummaryOpt, default_folder, model_key, print_run_stats,
+                             progress_bar)
 from lmxray.errors import LmxrayError
 
 
@@ -22,9 +23,9 @@ def profile(
     max_tokens: int = typer.Option(512, "--max-tokens", help="Samples keep their first N tokens (truncations are counted)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N samples of each corpus."),
     top: int = typer.Option(5, "--top", help="Most input-sensitive layers listed per corpus."),
-    fresh: bool = typer.Option(False, "--fresh", help="Drop earlier results in the run folder and start over."),
-    summary: Optional[Path] = typer.Option(None, "--summary", help="Reprint the summary of this run folder and exit."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    fresh: FreshOpt = False,
+    summary: SummaryOpt = None,
+    as_json: JsonOpt = False,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
     init: InitOpt = "pretrained",
@@ -56,8 +57,7 @@ def profile(
         stats = run_profile(loaded, corpora, store, config, fresh=fresh, progress=progress)
     result = finish_profile(store, corpora, config, loaded.info.name, top)
     if not as_json:
-        err.print(f"[dim]{stats['computed']} samples computed, {stats['resumed']} resumed, "
-                  f"{stats['seconds']:.1f} s[/dim]")
+        print_run_stats(stats, "samples")
     show_summary(result, folder, as_json, stats)
 
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import re
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich import box
 from rich.table import Table
 
-from lmxray.cli.app import DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, SeedOpt, app, err, load_model, out
+from lmxray.cli.app import DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, SeedOpt, app, load_model, out
+from lmxray.cli.runs import (FreshOpt, JsonOpt, SummaryOpt, default_folder, model_key, print_run_stats,
+                             progress_bar)
 
 
 @app.command()
@@ -24,9 +23,9 @@ def sweep(
     threshold: float = typer.Option(0.05, "--threshold", help="JS divergence above this marks the first divergence layer."),
     align: str = typer.Option("start", "--align", help="start: position 0 with position 0; end: prediction positions lined up."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N pairs."),
-    fresh: bool = typer.Option(False, "--fresh", help="Drop earlier results in the run folder and start over."),
-    summary: Optional[Path] = typer.Option(None, "--summary", help="Reprint the summary of this run folder and exit."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    fresh: FreshOpt = False,
+    summary: SummaryOpt = None,
+    as_json: JsonOpt = False,
     device: DeviceOpt = "auto",
     dtype: DtypeOpt = "auto",
     init: InitOpt = "pretrained",
@@ -52,34 +51,8 @@ def sweep(
         stats = run_sweep(loaded, pairs, store, config, fresh=fresh, progress=progress)
     result = finish_sweep(store, pairs[: config.limit] if config.limit else pairs, config.threshold, loaded.info.name)
     if not as_json:
-        err.print(f"[dim]{stats['computed']} pairs computed, {stats['resumed']} resumed, "
-                  f"{stats['seconds']:.1f} s[/dim]")
+        print_run_stats(stats, "pairs")
     show_summary(result, folder, as_json, stats)
-
-
-def model_key(model: str, init: str, seed: int) -> str:
-    """How a run folder names its model before it is loaded: the spec, or random:SPEC@seedN."""
-    spec = model.removeprefix("random:")
-    return f"random:{spec}@seed{seed}" if init == "random" or model.startswith("random:") else spec
-
-
-def default_folder(command: str, key: str) -> Path:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(key).name or key).strip("-") or "model"
-    return Path("runs") / f"{command}-{slug}"
-
-
-@contextmanager
-def progress_bar(unit: str):
-    """A progress bar with an ETA on stderr; yields the ``progress(done, total)`` callback the runners take."""
-    columns = (TextColumn(f"[bold]{unit}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("eta"), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=True, disable=not err.is_terminal) as bar:
-        task = bar.add_task(unit, total=None)
-
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield update
 
 
 def show_summary(summary: dict, folder: Path, as_json: bool, stats: dict | None = None) -> None:
