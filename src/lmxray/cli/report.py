@@ -14,7 +14,6 @@ from lmxray.cli.plot import HEADS_HELP, LAYERS_HELP, parse_indices
 from lmxray.errors import LmxrayError
 
 
-
 @app.command()
 def report(
     source: str = typer.Argument(..., metavar="PROMPT|TRACE", help="Text to trace, or a trace file (.jsonl)."),
