@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from lmxray.analysis.divergence import ALIGNMENTS, DEFAULT_JS_THRESHOLD, align, first_share, js_divergence, normalise
+from lmxray.analysis.divergence import ALIGNMENTS, DEFAULT_JS_THRESHOLD, first_share, js_divergence, normalise
 from lmxray.capture.plan import CapturePlan
 from lmxray.capture.run import Batch, capture_batch
 from lmxray.errors import LmxrayError
@@ -76,52 +76,98 @@ def run_sweep(model, pairs: list[Pair], store: RunStore, config: SweepConfig, fr
     start, finished = time.perf_counter(), len(pairs) - len(pending)
     if progress:
         progress(finished, len(pairs))
-    for i in range(0, len(pending), config.batch_size):
+    # One batch in flight: batch i+1 is queued on the device before batch i's metrics are worked out on
+    # the host, so on a GPU the host work hides under the next forward pass. Each part is still whole.
+    in_flight = None
+    for i in range(0, len(pending) + config.batch_size, config.batch_size):
         chunk = pending[i:i + config.batch_size]
-        store.append(sweep_batch(model, chunk, [encoded[p.id] for p in chunk], config.align))
-        finished += len(chunk)
-        if progress:
-            progress(finished, len(pairs))
+        launched = launch_batch(model, chunk, [encoded[p.id] for p in chunk]) if chunk else None
+        if in_flight is not None:
+            store.append(collect_batch(model, in_flight, config.align))
+            finished += len(in_flight.pairs)
+            if progress:
+                progress(finished, len(pairs))
+        in_flight = launched
     return {"pairs": len(pairs), "computed": len(pending), "resumed": len(pairs) - len(pending),
             "seconds": time.perf_counter() - start}
 
 
+@dataclass
+class LaunchedBatch:
+    """A batch whose forward pass is queued: its results are copied to the host as they become ready."""
+
+    pairs: list[Pair]
+    ids: list[list[int]]  # intended, contradictory, intended, ... (token ids)
+    pads: np.ndarray  # left padding per prompt
+    attention: torch.Tensor  # [prompt, layer, k_pos] head-summed prediction row, left-padded (host)
+    top_prob: torch.Tensor  # [prompt] (host)
+    top_id: torch.Tensor  # [prompt] (host)
+    ready: torch.cuda.Event | None  # set once the copies have landed (None: already on the host)
+
+
 @torch.no_grad()
-def sweep_batch(model, pairs: list[Pair], ids: list[tuple[list[int], list[int]]], how: str) -> pa.Table:
-    """One forward pass over both prompts of each pair: rows of one pair x layer each."""
+def launch_batch(model, pairs: list[Pair], ids: list[tuple[list[int], list[int]]]) -> LaunchedBatch:
+    """Queue one forward pass over both prompts of each pair and the copies of what the metrics need."""
     flat = [x for pair_ids in ids for x in pair_ids]  # intended, contradictory, intended, ...
     pad_id = model.tokenizer.pad_token_id
     pad_id = pad_id if pad_id is not None else (model.tokenizer.eos_token_id or 0)
     batch = Batch.from_ids(flat, pad_id, model.device)
     # left padding puts every prediction position last: only that row is unembedded
     recorder, logits = capture_batch(model, batch, SWEEP_PLAN, [[len(x) - 1] for x in flat], logits_to_keep=1)
-    attention = recorder.attention[:, :, 0].double().cpu().numpy()  # [prompt, layer, k_pos], left-padded
-    probs = torch.softmax(logits[:, -1].float(), dim=-1)
-    top_prob, top_id = (t.cpu().numpy() for t in probs.max(dim=-1))
-    columns: dict[str, list] = {name: [] for name in ROW_FIELDS}
+    top_prob, top_id = torch.softmax(logits[:, -1].float(), dim=-1).max(dim=-1)
+    # non_blocking device-to-host copies land in pinned memory; the event says when they are done
+    host = [t.to("cpu", non_blocking=True) for t in (recorder.attention[:, :, 0], top_prob, top_id)]
+    ready = None
+    if batch.input_ids.device.type == "cuda":
+        ready = torch.cuda.Event()
+        ready.record()
+    return LaunchedBatch(pairs, flat, np.array(batch.pads), *host, ready)
+
+
+def collect_batch(model, launched: LaunchedBatch, how: str) -> pa.Table:
+    """The metrics of a launched batch, for all pairs and layers at once: rows of one pair x layer each."""
+    if launched.ready is not None:
+        launched.ready.synchronize()
+    rows = normalise(launched.attention.double().numpy())  # [prompt, layer, k_pos]; padding holds no mass
+    width = rows.shape[-1]
+    shift = np.arange(width)[None, :] + launched.pads[:, None]  # start alignment: real position 0 at index 0
+    started = np.take_along_axis(rows, np.minimum(shift, width - 1)[:, None, :], axis=-1)
+    started *= (shift < width)[:, None, :]
+    aligned = started if how == "start" else rows  # left padding already lines up the prediction positions
+    js = js_divergence(aligned[0::2], aligned[1::2])  # [pair, layer]
+    bos = first_share(started)  # [prompt, layer]
+    pairs, flat = launched.pairs, launched.ids
+    n_layers = js.shape[1]
+    top_prob, top_id = launched.top_prob.numpy(), launched.top_id.numpy()
+    texts = [model.token_text(int(t)) for t in top_id]
+    per_pair = {name: [] for name in PAIR_FIELDS}
+    expected_share = []
     for n, pair in enumerate(pairs):
         a, b = 2 * n, 2 * n + 1
-        rows = [normalise(attention[k][:, batch.pads[k]:]) for k in (a, b)]  # [layer, n_tokens] each
-        js = js_divergence(*align(rows[0], rows[1], how))
-        texts = [model.token_text(int(top_id[k])) for k in (a, b)]
-        per_pair = {
+        values = {
             "id": pair.id, "category": pair.category,
             "n_tokens_intended": len(flat[a]), "n_tokens_contradictory": len(flat[b]),
-            "top1_intended": texts[0], "prob_intended": float(top_prob[a]),
-            "top1_contradictory": texts[1], "prob_contradictory": float(top_prob[b]),
+            "top1_intended": texts[a], "prob_intended": float(top_prob[a]),
+            "top1_contradictory": texts[b], "prob_contradictory": float(top_prob[b]),
             "expected": pair.expected,
             "hit_intended": produced(model, pair.intended, flat[a], int(top_id[a]), pair.expected),
             "hit_contradictory": produced(model, pair.contradictory, flat[b], int(top_id[b]), pair.expected),
         }
-        expected_share = expected_position_share(rows[0], pair.expected_positions)
-        bos = [first_share(r) for r in rows]
-        for layer in range(len(js)):
-            row = {**per_pair, "layer": layer, "js": float(js[layer]), "bos_share_intended": float(bos[0][layer]),
-                   "bos_share_contradictory": float(bos[1][layer]),
-                   "expected_share_intended": None if expected_share is None else float(expected_share[layer])}
-            for name in ROW_FIELDS:
-                columns[name].append(row[name])
-    return pa.table(columns, schema=ROW_SCHEMA)
+        for name in PAIR_FIELDS:
+            per_pair[name].append(values[name])
+        share = expected_position_share(started[a][:, :len(flat[a])], pair.expected_positions)
+        expected_share.append([None] * n_layers if share is None else share.tolist())
+    columns = {name: np.repeat(np.array(values, dtype=object), n_layers) for name, values in per_pair.items()}
+    columns |= {"layer": np.tile(np.arange(n_layers, dtype=np.int32), len(pairs)), "js": js.ravel(),
+                "bos_share_intended": bos[0::2].ravel(), "bos_share_contradictory": bos[1::2].ravel(),
+                "expected_share_intended": [x for share in expected_share for x in share]}
+    return pa.table({name: pa.array(columns[name], type=ROW_SCHEMA.field(name).type) for name in ROW_FIELDS},
+                    schema=ROW_SCHEMA)
+
+
+def sweep_batch(model, pairs: list[Pair], ids: list[tuple[list[int], list[int]]], how: str) -> pa.Table:
+    """One batch, launched and collected at once: rows of one pair x layer each."""
+    return collect_batch(model, launch_batch(model, pairs, ids), how)
 
 
 def _check_positions(pair: Pair, n_tokens: int) -> None:
@@ -168,3 +214,5 @@ ROW_SCHEMA = pa.schema([
     ("expected", pa.string()), ("hit_intended", pa.bool_()), ("hit_contradictory", pa.bool_()),
 ])
 ROW_FIELDS = ROW_SCHEMA.names
+PAIR_FIELDS = [name for name in ROW_FIELDS if name not in
+               ("layer", "js", "bos_share_intended", "bos_share_contradictory", "expected_share_intended")]
