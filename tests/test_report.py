@@ -196,6 +196,8 @@ def test_head_score_section_on_hand_built_patterns(tiny):
 def test_report_bad_input(capsys, tiny_dir, tmp_path):
     out = tmp_path / "r.html"
     assert_user_error(capsys, ["report", tmp_path / "missing.jsonl", "--out", out], "no such file", out_file=out)
+    assert_user_error(capsys, ["report", tmp_path, "--out", out], "is a folder", out_file=out)
+    assert_user_error(capsys, ["lens", tmp_path], "is a folder")
     trace = tmp_path / "t.jsonl"
     assert run(capsys, "trace", "hi", "--model", tiny_dir, "--out", trace)[0] == 0
     assert_user_error(capsys, ["report", trace, "--twin", "--out", out], "trace file", out_file=out)

@@ -32,11 +32,16 @@ def write_json(path: Path, data: dict) -> None:
 
 
 def is_trace_path(source: str) -> bool:
-    """A source names a trace file when it is an existing file or ends like one (a missing one is an error)."""
+    """A source names a trace file when it is an existing file or ends like one (a missing one is an error).
+
+    An existing folder is neither a trace nor a likely prompt: it is refused.
+    """
     path = Path(source)
     if path.suffix.lower() in TRACE_SUFFIXES and "\n" not in source:
         return True
     try:
+        if path.is_dir():
+            raise LmxrayError(f"{source} is a folder, not a trace file", "pass a trace file (.jsonl) or a prompt")
         return path.is_file()
     except OSError:  # a long prompt is not a valid path
         return False
