@@ -11,7 +11,7 @@ import torch
 import lmxray
 from lmxray.analysis.heads import MIXED_THRESHOLD, PATTERNS, Z_SIGNIFICANT
 from lmxray.probes.heads import NATURAL_PROMPTS, head_scores_vs_baseline, probe_set, random_twins
-from cli_helpers import run
+from cli_helpers import assert_user_error, run
 
 
 def test_heads_table_figure_and_json(capsys, tiny_dir, tmp_path):
@@ -119,3 +119,12 @@ def test_random_twins_have_fresh_weights_same_config_and_tokenizer(smollm2_score
         if w.ndim == 2 and ("layers.0." in name or "layers.29." in name):  # first and last blocks' matrices
             a, b = params_a[name], params_b[name]
             assert not torch.equal(a, w) and not torch.equal(a, b), f"{name} is not freshly initialised"
+
+
+def test_heads_probe_set_too_big_names_the_probe_options(capsys, tiny_dir, tmp_path, monkeypatch):
+    from lmxray.capture import budget
+
+    monkeypatch.setattr(budget, "free_bytes", lambda device: (2**10, None))  # 1 KiB free
+    out = tmp_path / "s.json"
+    assert_user_error(capsys, ["heads", "--model", tiny_dir, "--baseline", "none", "--out", out],
+                      "needs about", "--repeats", out_file=out)

@@ -17,6 +17,10 @@ HEADROOM = 0.9  # use at most this share of the memory that is free
 FP32 = 4
 
 
+class CaptureTooBig(LmxrayError):
+    """A capture whose buffers would not fit in free memory; callers may re-raise it with their own fix."""
+
+
 def buffer_bytes(config, plan: CapturePlan, *, batch: int, seq_len: int, kept_rows: int, n_layers: int,
                  n_heads_kept: int, lens_itemsize: int) -> dict[str, int]:
     """Bytes of each recorder buffer for one forward pass (what ``Recorder`` allocates), by readable name."""
@@ -71,7 +75,7 @@ def check_fits(parts: dict[str, int], device: torch.device, n_prompts: int, seq_
             name, biggest = max(parts.items(), key=lambda item: item[1])
             held = f"{_gib(total)}, held twice while the trace is built" if copies == 2 else _gib(total)
             prompts = "1 prompt" if n_prompts == 1 else f"{n_prompts} prompts"
-            raise LmxrayError(
+            raise CaptureTooBig(
                 f"this capture needs about {_gib(copies * total)} of {what} ({held}; {name}: {_gib(biggest)}) "
                 f"for {prompts} of up to {seq_len} tokens, but only {_gib(free)} is free",
                 "keep less: drop --per-head, capture fewer layers (--layers) or a shorter prompt; in Python, "

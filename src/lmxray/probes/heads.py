@@ -14,6 +14,7 @@ import torch
 
 from lmxray.analysis.heads import HeadScores, Probe, score_heads, with_baseline
 from lmxray.capture.plan import CapturePlan
+from lmxray.capture.budget import CaptureTooBig
 from lmxray.capture.run import Batch, capture_batch
 from lmxray.errors import LmxrayError
 
@@ -68,7 +69,10 @@ def capture_probes(model, probes: list[ProbeInput], layers: list[int] | None = N
                        row_stats=False, components=(), lens=False)
     pad_id = model.tokenizer.pad_token_id
     batch = Batch.from_ids([p.ids for p in probes], 0 if pad_id is None else pad_id, model.device)
-    recorder, _ = capture_batch(model, batch, plan, [list(range(len(p.ids))) for p in probes], logits_to_keep=1)
+    try:
+        recorder, _ = capture_batch(model, batch, plan, [list(range(len(p.ids))) for p in probes], logits_to_keep=1)
+    except CaptureTooBig as e:  # the probe set is one batch: its size is what the user can change
+        raise CaptureTooBig(e.problem, "score fewer probes (--repeats) or fewer layers (--layers)") from None
     maps = recorder.attention_heads  # [batch, layer, head, rows, keys]
     out = []
     for b, (probe, pad) in enumerate(zip(probes, batch.pads)):
