@@ -9,8 +9,8 @@ import typer
 from rich.table import Table
 
 from lmxray.cli.app import DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, SeedOpt, app, load_model, out
-from lmxray.cli.runs import (FreshOpt, JsonOpt, SummaryOpt, default_folder, model_key, print_run_stats,
-                             progress_bar)
+from lmxray.cli.runs import (FreshOpt, JsonOpt, SummaryOpt, print_run_json, print_run_stats, progress_bar,
+                             run_folder)
 from lmxray.errors import LmxrayError
 
 
@@ -48,8 +48,7 @@ def profile(
     if len(set(names)) != len(names):
         raise LmxrayError(f"corpus names repeat: {names}", "give every --corpus a different NAME")
     corpora = {name: read_corpus(name, path) for name, path in specs}
-    key = model_key(model, init, seed)
-    folder = out_path or default_folder("profile", key)
+    key, folder = run_folder("profile", model, init, seed, out_path)
     store = profile_store(folder, key, config)
     store.check(fresh)
     loaded = load_model(model, device, dtype, init, seed)
@@ -63,7 +62,7 @@ def profile(
 
 def show_summary(summary: dict, folder: Path, as_json: bool, stats: dict | None = None) -> None:
     if as_json:
-        out.print_json(data={"run": str(folder), **({"run_stats": stats} if stats else {}), **summary})
+        print_run_json(summary, folder, stats)
         return
     table = Table(title=f"profile of {summary['model']} ({summary['layers']} layers, "
                         f"samples cut to {summary['max_tokens']} tokens)")

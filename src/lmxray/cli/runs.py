@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from lmxray.cli.app import err
+from lmxray.cli.app import err, out
 
 FreshOpt = Annotated[bool, typer.Option("--fresh", help="Drop earlier results in the run folder and start over.")]
 SummaryOpt = Annotated[Optional[Path], typer.Option("--summary", help="Reprint the summary of this run folder and exit.")]
@@ -23,9 +23,13 @@ def model_key(model: str, init: str, seed: int) -> str:
     return f"random:{spec}@seed{seed}" if init == "random" or model.startswith("random:") else spec
 
 
-def default_folder(command: str, key: str) -> Path:
+def run_folder(command: str, model: str, init: str, seed: int, out_path: Path | None) -> tuple[str, Path]:
+    """(model key, run folder): ``--out`` or runs/<command>-<model>."""
+    key = model_key(model, init, seed)
+    if out_path is not None:
+        return key, out_path
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(key).name or key).strip("-") or "model"
-    return Path("runs") / f"{command}-{slug}"
+    return key, Path("runs") / f"{command}-{slug}"
 
 
 @contextmanager
@@ -40,6 +44,11 @@ def progress_bar(unit: str):
             bar.update(task, completed=done, total=total)
 
         yield update
+
+
+def print_run_json(summary: dict, folder: Path, stats: dict | None) -> None:
+    """The summary as JSON on stdout, with the run folder and, after a run, its stats."""
+    out.print_json(data={"run": str(folder), **({"run_stats": stats} if stats else {}), **summary})
 
 
 def print_run_stats(stats: dict, unit: str) -> None:

@@ -10,8 +10,8 @@ from rich import box
 from rich.table import Table
 
 from lmxray.cli.app import DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, SeedOpt, app, load_model, out
-from lmxray.cli.runs import (FreshOpt, JsonOpt, SummaryOpt, default_folder, model_key, print_run_stats,
-                             progress_bar)
+from lmxray.cli.runs import (FreshOpt, JsonOpt, SummaryOpt, print_run_json, print_run_stats, progress_bar,
+                             run_folder)
 
 
 @app.command()
@@ -42,8 +42,7 @@ def sweep(
         return
     config = SweepConfig(batch_size=batch_size, align=align, threshold=threshold, limit=limit)
     pairs = read_pairs(dataset or SHIPPED_PAIRS)
-    key = model_key(model, init, seed)
-    folder = out_path or default_folder("sweep", key)
+    key, folder = run_folder("sweep", model, init, seed, out_path)
     store = sweep_store(folder, key, config)
     store.check(fresh)
     loaded = load_model(model, device, dtype, init, seed)
@@ -59,7 +58,7 @@ def show_summary(summary: dict, folder: Path, as_json: bool, stats: dict | None 
     from lmxray.experiments.sweep_report import format_num
 
     if as_json:
-        out.print_json(data={"run": str(folder), **({"run_stats": stats} if stats else {}), **summary})
+        print_run_json(summary, folder, stats)
         return
     table = Table(title=f"sweep of {summary['pairs']} pairs on {summary['model']} ({summary['layers']} layers, "
                         f"aligned at the {summary['align']}, JS threshold {summary['threshold']:g}); "
