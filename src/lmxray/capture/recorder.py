@@ -23,22 +23,22 @@ class Recorder:
     """Collects one batch: attention maps, row entropy and component summaries.
 
     ``kept_rows`` [batch, rows] holds, per prompt, the padded indices of the
-    query positions whose attention rows are kept.
+    query positions whose attention rows are kept (-1: none).
     """
 
     def __init__(self, hf_model, spec: ArchSpec, plan: CapturePlan, layers: list[int], heads: list[int],
-                 kept_rows: torch.Tensor, seq_len: int):
+                 kept_rows: np.ndarray, seq_len: int, device: torch.device):
         self.plan, self.spec, self.hf_model = plan, spec, hf_model
         self.layers, self.heads = layers, heads
-        self.kept_rows = kept_rows
-        self._kept = kept_rows.cpu().numpy()  # the one host copy: chunk targets are worked out here, not per layer
+        self._kept = kept_rows  # on the host: chunk targets are worked out here once, not per layer
+        self.kept_rows = torch.as_tensor(kept_rows, device=device)
         needed = np.unique(self._kept[self._kept >= 0])  # sorted padded query rows any prompt keeps
         self._needed = None if needed.size == seq_len else needed
-        self.rows_needed = None if self._needed is None else torch.as_tensor(needed, device=kept_rows.device)
+        self.rows_needed = None if self._needed is None else torch.as_tensor(needed, device=device)
         self._targets: dict[tuple[int, int, bool], tuple[torch.Tensor, ...] | None] = {}
         self.seq_len = seq_len
         self.batch = kept_rows.shape[0]
-        self.device = kept_rows.device
+        self.device = device
         blocks = get_path(hf_model, spec.layers)
         self.blocks = [blocks[i] for i in layers]
         self._slot = {id(get_path(b, spec.attention)): i for i, b in enumerate(self.blocks)}

@@ -62,13 +62,13 @@ def capture_batch(model, batch: Batch, plan: CapturePlan, positions: list[list[i
     layers = plan.resolve_layers(model.info.n_layers)
     heads = plan.resolve_heads(model.info.n_heads)
     width = max(len(pos) for pos in positions)  # prompts keep different row counts: pad with -1 (never matched)
-    kept = torch.tensor([[pad + p for p in pos] + [-1] * (width - len(pos)) for pad, pos in zip(batch.pads, positions)],
-                        device=batch.input_ids.device)
+    kept = np.array([[pad + p for p in pos] + [-1] * (width - len(pos)) for pad, pos in zip(batch.pads, positions)],
+                    dtype=np.int64)
     n_prompts, seq_len = batch.input_ids.shape
     parts = buffer_bytes(hf.config, plan, batch=n_prompts, seq_len=seq_len, kept_rows=width, n_layers=len(layers),
                          n_heads_kept=len(heads), lens_itemsize=hf.dtype.itemsize)
     check_fits(parts, batch.input_ids.device, n_prompts, seq_len)
-    recorder = Recorder(hf, model.spec, plan, layers, heads, kept, batch.input_ids.shape[1])
+    recorder = Recorder(hf, model.spec, plan, layers, heads, kept, seq_len, batch.input_ids.device)
     with recorder.hooks():
         out = hf(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
                  use_cache=False, logits_to_keep=logits_to_keep, **{RECORDER_KWARG: recorder})
