@@ -9,7 +9,7 @@ import typer
 
 from lmxray.cli.app import (DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, SeedOpt, app, load_model, out,
                             parse_expect)
-from lmxray.cli.files import TRACE_SUFFIXES, check_output_suffix
+from lmxray.cli.files import TRACE_SUFFIXES, check_output, check_output_suffix
 from lmxray.cli.plot import parse_indices
 from lmxray.errors import LmxrayError
 from lmxray.render import console as render_text
@@ -37,12 +37,11 @@ def trace(
     """Trace PROMPT: prediction, top-k, convergence table at the prediction position, summary metrics."""
     from lmxray.analysis.convergence import convergence, summarize
     from lmxray.capture.plan import CapturePlan
-    from lmxray.trace.writer import check_writable
 
     expected = parse_expect(expect)
     if out_path is not None:
         check_output_suffix(out_path, "a JSONL trace", TRACE_SUFFIXES)
-        check_writable(out_path)
+        target = check_output(out_path)
     if heads is not None and not per_head:
         raise LmxrayError("--heads chooses among per-head maps", "add --per-head, or drop --heads")
     layer_list, head_list = parse_indices(layers, "--layers"), parse_indices(heads, "--heads")
@@ -53,7 +52,7 @@ def trace(
     result = loaded.trace(prompt, plan=plan, position=position, expect=expected)
     rows, summary = convergence(result), summarize(result)
     if out_path is not None:
-        result.save(out_path)
+        result.save(target)  # a symlink's target: the link stays
     if as_json:
         out.print_json(data=render_text.trace_json(result, rows, summary, out_path))
     else:

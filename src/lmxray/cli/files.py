@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lmxray.atomic import atomic_output
+from lmxray.atomic import atomic_output, output_target
 from lmxray.errors import LmxrayError
 
 TRACE_SUFFIXES = (".jsonl", ".json")
@@ -20,6 +20,18 @@ def check_output_suffix(path: Path, what: str, allowed: tuple[str, ...]) -> None
     if suffix in _KNOWN_SUFFIXES and suffix not in allowed:
         raise LmxrayError(f"--out {path} ends in {suffix}, but the output is {what}",
                           f"name it {' or '.join(allowed)}")
+
+
+def check_output(path: Path) -> Path:
+    """Refuse, before any work, an output that is not a regular file (a device, FIFO, folder) or cannot be written.
+
+    Returns the path the output will replace: ``path``, or a symlink's final target (the link stays).
+    """
+    from lmxray.trace.writer import check_writable
+
+    target = output_target(path)
+    check_writable(target)
+    return target
 
 
 def write_json(path: Path, data: dict) -> None:

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from lmxray.cli.app import DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, SeedOpt, app, load_model, out
-from lmxray.cli.files import TRACE_SUFFIXES, check_output_suffix
+from lmxray.cli.files import TRACE_SUFFIXES, check_output, check_output_suffix
 
 
 @app.command()
@@ -31,7 +31,6 @@ def flow(
     from lmxray.errors import LmxrayError
     from lmxray.flow import flow as run_flow
     from lmxray.render import flow_console
-    from lmxray.trace.writer import check_writable
 
     if top_k < 1:
         raise LmxrayError(f"--top-k must be at least 1, got {top_k}", "pass --top-k 1 or more")
@@ -39,11 +38,11 @@ def flow(
         raise LmxrayError("--group is empty", 'pass --group words or token ranges like "0-2,3"')
     if out_path is not None:
         check_output_suffix(out_path, "a JSONL trace", TRACE_SUFFIXES)
-        check_writable(out_path)
+        target = check_output(out_path)
     loaded = load_model(model, device, dtype, init, seed)
     result = run_flow(loaded, prompt, position=position, tokens=tuple(token or ()), groups=group)
     if out_path is not None:
-        result.save(out_path)
+        result.save(target)  # a symlink's target: the link stays
     if as_json:
         out.print_json(data=flow_console.flow_json(result, out_path))
     else:

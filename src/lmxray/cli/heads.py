@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from lmxray.cli.app import DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, app, load_model, out
-from lmxray.cli.files import check_output_suffix, write_json
+from lmxray.cli.files import check_output, check_output_suffix, write_json
 from lmxray.cli.plot import LAYERS_HELP, parse_indices
 from lmxray.errors import LmxrayError
 
@@ -45,7 +45,6 @@ def heads(
                                      random_twins)
     from lmxray.render.figures import figure_format
     from lmxray.render.probe_tables import print_head_scores
-    from lmxray.trace.writer import check_writable
 
     if more_checkpoints and checkpoints is None:
         raise LmxrayError(f"unexpected argument(s) {' '.join(more_checkpoints)}",
@@ -62,7 +61,7 @@ def heads(
         check_output_suffix(out_path, "JSON", (".json",))
     for path in (figure, out_path):
         if path is not None:
-            check_writable(path)
+            check_output(path)
     if figure is not None:
         figure_format(figure)
     loaded = load_model(model, device, dtype, init, seed)

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from lmxray.cli.app import DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, SeedOpt, app, load_model, out
-from lmxray.cli.files import check_output_suffix, is_trace_path, write_json
+from lmxray.cli.files import check_output, check_output_suffix, is_trace_path, write_json
 
 
 @app.command()
@@ -30,12 +30,11 @@ def logits(
     confident / uncertain / no idea flag per step. No KV cache: each step is a full forward pass."""
     from lmxray.probes.generate import check_generation_args, logit_trace
     from lmxray.render.probe_tables import print_logit_trace
-    from lmxray.trace.writer import check_writable
 
     check_generation_args(steps, top_k, temperature)
     if out_path is not None:
         check_output_suffix(out_path, "JSON", (".json",))
-        check_writable(out_path)
+        check_output(out_path)
     loaded = load_model(model, device, dtype, init, seed)
     result = logit_trace(loaded, prompt, steps=steps, top_k=top_k, temperature=temperature, seed=seed)
     if out_path is not None:

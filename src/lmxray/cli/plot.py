@@ -47,11 +47,11 @@ def parse_vmax(text: str) -> float | None:
 
 def checked_figure_path(path: Path) -> Path:
     """The output path, refused early when its format or directory is wrong."""
+    from lmxray.cli.files import check_output
     from lmxray.render.figures import figure_format
-    from lmxray.trace.writer import check_writable
 
+    check_output(path)  # first: a device or FIFO is named as such whatever its name
     figure_format(path)
-    check_writable(path)
     return path
 
 

@@ -9,7 +9,7 @@ import typer
 
 from lmxray.cli.app import (DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, TwinSeedOpt, app, load_model,
                             out, parse_expect)
-from lmxray.cli.files import check_output_suffix, is_trace_path
+from lmxray.cli.files import check_output, check_output_suffix, is_trace_path
 from lmxray.cli.plot import HEADS_HELP, LAYERS_HELP, parse_indices
 from lmxray.errors import LmxrayError
 
@@ -36,10 +36,9 @@ def report(
 ):
     """Write one offline HTML report: prediction, top-k, convergence, flow figure, head maps, logit lens."""
     from lmxray.render.report import build_report, write_report
-    from lmxray.trace.writer import check_writable
 
     check_output_suffix(out_path, "an HTML report", (".html", ".htm"))
-    check_writable(out_path)
+    check_output(out_path)
     if figure_format not in ("png", "svg"):
         raise LmxrayError(f"--figure-format {figure_format!r} is not png or svg", "pass --figure-format png or svg")
     if baseline_seeds < 1:

@@ -65,9 +65,10 @@ class Flow:
 
     def save(self, path, threshold: float | None = None) -> None:
         """Write the trace of the same pass plus the flow records, atomically (docs/trace-format.md)."""
+        from lmxray.atomic import output_target
         from lmxray.trace.writer import write_trace
 
-        write_trace(self.trace, path, threshold=threshold, extra=flow_records(self))
+        write_trace(self.trace, output_target(path), threshold=threshold, extra=flow_records(self))
 
 
 def _rounded(a) -> list:

