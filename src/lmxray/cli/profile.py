@@ -51,10 +51,11 @@ def profile(
     key, folder = run_folder("profile", model, init, seed, out_path)
     store = profile_store(folder, key, config)
     store.check(fresh)
-    loaded = load_model(model, device, dtype, init, seed)
-    with progress_bar("samples") as progress:
-        stats = run_profile(loaded, corpora, store, config, fresh=fresh, progress=progress)
-    result = finish_profile(store, corpora, config, loaded.info.name, top)
+    with store:  # one run per folder: a second is refused at once, naming this one's pid
+        loaded = load_model(model, device, dtype, init, seed)
+        with progress_bar("samples") as progress:
+            stats = run_profile(loaded, corpora, store, config, fresh=fresh, progress=progress)
+        result = finish_profile(store, corpora, config, loaded.info.name, top)
     if not as_json:
         print_run_stats(stats, "samples")
     show_summary(result, folder, as_json, stats)

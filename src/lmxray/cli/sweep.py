@@ -45,10 +45,12 @@ def sweep(
     key, folder = run_folder("sweep", model, init, seed, out_path)
     store = sweep_store(folder, key, config)
     store.check(fresh)
-    loaded = load_model(model, device, dtype, init, seed)
-    with progress_bar("pairs") as progress:
-        stats = run_sweep(loaded, pairs, store, config, fresh=fresh, progress=progress)
-    result = finish_sweep(store, pairs[: config.limit] if config.limit else pairs, config.threshold, loaded.info.name)
+    with store:  # one run per folder: a second is refused at once, naming this one's pid
+        loaded = load_model(model, device, dtype, init, seed)
+        with progress_bar("pairs") as progress:
+            stats = run_sweep(loaded, pairs, store, config, fresh=fresh, progress=progress)
+        chosen = pairs[: config.limit] if config.limit else pairs
+        result = finish_sweep(store, chosen, config.threshold, loaded.info.name)
     if not as_json:
         print_run_stats(stats, "pairs")
     show_summary(result, folder, as_json, stats)

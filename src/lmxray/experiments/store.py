@@ -3,44 +3,29 @@
 A part appears whole or not at all (temporary file, fsync, rename, fsync of the
 folder), so a run killed at any moment — SIGKILL included — loses only the batch
 in flight, and the ids found in the parts say exactly what is done: rerunning
-never repeats or drops a row.
+never repeats or drops a row. One run at a time holds a folder (see folder_lock).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
-from typing import Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lmxray.atomic import TMP_PREFIX as _TMP_PREFIX
+from lmxray.atomic import atomic_write, special_kind
 from lmxray.errors import LmxrayError
+from lmxray.experiments.folder_lock import LOCK_NAME, FolderLock
+from lmxray.experiments.parts import read_ids, read_parts
+
+__all__ = ["RunStore", "atomic_write", "write_tables", "read_summary", "MANIFEST", "SUMMARY_JSON"]
 
 MANIFEST = "run.json"
 PARTS = "parts"
 FORMAT = "lmxray.run/1"
-_TMP_PREFIX = ".tmp-"
-
-
-def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Call ``write(temp_path)`` on a temporary file beside ``path``, fsync it, then rename it into place."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_TMP_PREFIX + path.name + ".")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; run folders are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
 
 
 def write_tables(table: pa.Table, folder: Path, stem: str) -> None:
@@ -51,21 +36,39 @@ def write_tables(table: pa.Table, folder: Path, stem: str) -> None:
     atomic_write(folder / f"{stem}.csv", lambda tmp: pacsv.write_csv(table, tmp))
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class RunStore:
-    """One run folder, owned by one command and one model; ``settings`` are those that shape stored rows."""
+    """One run folder, owned by one command and one model; ``settings`` are those that shape stored rows.
+
+    ``with store:`` (or ``begin``) takes the folder's lock; the lock is freed on leaving the block, by
+    ``unlock()``, or when the process ends.
+    """
 
     def __init__(self, folder: str | Path, command: str, model: str, settings: dict):
         self.folder = Path(folder)
         self.command, self.model, self.settings = command, model, settings
         self.parts = self.folder / PARTS
+        self._lock = FolderLock(self.folder)
+
+    def lock(self) -> None:
+        """Take the folder's exclusive lock (creating the folder); refused at once if another run holds it."""
+        self._lock.acquire()
+
+    def unlock(self) -> None:
+        """Free the lock; a folder this run created but never claimed (no manifest) is removed again."""
+        unclaimed = not (self.folder / MANIFEST).exists()
+        if unclaimed and self._lock.held and self._lock.created_folder:
+            try:
+                self.parts.rmdir()
+            except OSError:
+                pass
+        self._lock.release(remove_folder=unclaimed)
+
+    def __enter__(self) -> "RunStore":
+        self.lock()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.unlock()
 
     def check(self, fresh: bool = False) -> None:
         """Refuse a folder owned by another command or model, or (unless fresh) made with other settings.
@@ -73,10 +76,11 @@ class RunStore:
         Writes nothing, so it can run before the model loads.
         """
         if self.folder.exists() and not self.folder.is_dir():
-            raise LmxrayError(f"{self.folder} is a file, not a run folder", "pass a folder to --out")
+            raise LmxrayError(f"{self.folder} is {special_kind(self.folder) or 'a file'}, not a run folder",
+                              "pass a new or existing run folder to --out")
         manifest = self._manifest()
         if manifest is None:
-            if self.folder.exists() and any(self.folder.iterdir()):
+            if self.folder.exists() and any(c.name != LOCK_NAME for c in self.folder.iterdir()):
                 raise LmxrayError(f"{self.folder} is not empty and is not an lmxray run folder",
                                   "choose an empty or new folder for --out")
             return
@@ -96,14 +100,14 @@ class RunStore:
         if manifest is not None and not fresh and manifest.get("identity") != identity:
             raise LmxrayError(f"{self.folder} holds results of different weights ({manifest.get('identity')})",
                               "choose another folder for --out, or add --fresh to start over")
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise LmxrayError(f"cannot create the run folder {self.folder}: {e.strerror or e}",
-                              "choose a writable folder for --out") from None
+        self.lock()  # a no-op when already held
         if fresh:
             for child in self.folder.iterdir():
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
+                if child.name != LOCK_NAME:
+                    shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        if self.parts.exists() and not self.parts.is_dir():
+            raise LmxrayError(f"{self.parts} is {special_kind(self.parts)}, not the folder of run parts",
+                              f"remove {self.parts}, or add --fresh to start over")
         self.parts.mkdir(exist_ok=True)
         for tmp in list(self.parts.glob(_TMP_PREFIX + "*")) + list(self.folder.glob(_TMP_PREFIX + "*")):
             tmp.unlink()  # the remains of a write that was killed
@@ -113,20 +117,17 @@ class RunStore:
 
     def append(self, table: pa.Table) -> None:
         """Store one finished batch as the next part file (needs an ``id`` column)."""
-        index = len(self._part_files())
+        files = self._part_files()  # numbered after the last one, so a deleted part never gets overwritten
+        index = max((int(f.stem[5:]) for f in files if f.stem[5:].isdigit()), default=-1) + 1
         atomic_write(self.parts / f"part-{index:06d}.parquet", lambda tmp: pq.write_table(table, tmp))
 
     def done_ids(self) -> set[str]:
-        """Ids of every row stored so far."""
-        done: set[str] = set()
-        for f in self._part_files():
-            done.update(pq.read_table(f, columns=["id"]).column("id").to_pylist())
-        return done
+        """Ids of every row stored so far (an id stored by two parts is an error naming them)."""
+        return read_ids(self._part_files())
 
     def read(self) -> pa.Table | None:
         """All stored rows, parts in the order they were written; None when nothing is stored."""
-        files = self._part_files()
-        return pa.concat_tables([pq.read_table(f) for f in files]) if files else None
+        return read_parts(self._part_files())
 
     def _part_files(self) -> list[Path]:
         return sorted(self.parts.glob("part-*.parquet")) if self.parts.is_dir() else []
@@ -151,8 +152,11 @@ def read_summary(folder: str | Path, command: str) -> dict:
     """The summary a finished ``lmxray COMMAND`` run wrote (for ``--summary RUN``)."""
     path = Path(folder) / SUMMARY_JSON
     if not Path(folder).is_dir():
-        what = "is a file, not a run folder" if Path(folder).exists() else "does not exist"
+        what = f"is {special_kind(folder) or 'a file'}, not a run folder" if Path(folder).exists() else "does not exist"
         raise LmxrayError(f"--summary {folder} {what}", f"pass the --out folder of an `lmxray {command}` run")
+    if path.exists() and not path.is_file():  # a FIFO would block the read forever
+        raise LmxrayError(f"{path} is {special_kind(path) or 'not a regular file'}",
+                          f"rerun the {command} to rewrite it")
     try:
         summary = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
