@@ -65,7 +65,7 @@ def make_trace(seed: int = 0) -> Trace:
     attention = probs.sum(1)
     position = T - 1
     return Trace(
-        model=ModelInfo("tiny", "in-memory", None, "llama", 3, N_HEADS, N_KV, 8, 50, "float32"),
+        model=ModelInfo("tiny", "in-memory", None, "llama", 3, N_HEADS, N_KV, 8, 5000, "float32"),
         prompt="The capital of France is",
         token_ids=[1, 504, 3575, 282, 4649, 314],
         tokens=["<s>", "The", " capital", " of", " France", " is"],

@@ -11,20 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-SCHEMA = "lmxray.trace/1"
-
-# Component names used in the trace format (node records), in stack order.
-COMPONENTS = (
-    "input_embedding",  # [1, pos, d_model]: the residual entering layer 0
-    "query",  # [layer, pos, head, d_head]: post-norm, post-RoPE queries
-    "key",  # [layer, pos, kv_head, d_head]
-    "value",  # [layer, pos, kv_head, d_head]
-    "attention_output",  # [layer, pos, d_model]: what attention adds to the residual
-    "mlp_hidden",  # [layer, pos, d_mlp]: MLP activations entering the down projection
-    "mlp_output",  # [layer, pos, d_model]: what the MLP adds to the residual
-    "residual",  # [layer, pos, d_model]: the residual leaving the layer
-)
-PER_HEAD_COMPONENTS = ("query", "key", "value")
+from lmxray.trace.fields import COMPONENTS, PER_HEAD_COMPONENTS, SCHEMA  # noqa: F401  (re-exported)
 
 
 @dataclass
@@ -104,6 +91,7 @@ class Trace:
     attention_mass: np.ndarray | None = None  # [k_pos]: exact mass at `position`, summed over layers and heads
     version: str = ""
     created: str = ""
+    maps_threshold: float | None = None  # maps were read from edges cut at this weight (JSONL); None: as captured
 
     @property
     def predicted_token(self) -> int:
@@ -122,13 +110,17 @@ class Trace:
         return len(self.token_ids)
 
     def save(self, path, threshold: float | None = None) -> None:
-        """Write the trace as JSONL (atomically); see docs/trace-format.md."""
-        from lmxray.trace.writer import write_trace
+        """Write the trace atomically: dense ``.safetensors`` by that suffix, else JSONL (docs/trace-format.md).
 
-        write_trace(self, path, threshold=threshold)
+        ``threshold`` (JSONL only) leaves out edges below it; it defaults to the capture plan's.
+        """
+        from pathlib import Path
 
-    def _repr_html_(self) -> str:
-        """The Jupyter summary: model, prompt, prediction, top-k, convergence table and metrics (as in the report)."""
-        from lmxray.render.report import trace_summary_html
+        if Path(path).suffix.lower() == ".safetensors":
+            from lmxray.trace.dense import write_dense
 
-        return trace_summary_html(self)
+            write_dense(self, path)
+        else:
+            from lmxray.trace.writer import write_trace
+
+            write_trace(self, path, threshold=threshold)

@@ -15,34 +15,14 @@ import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from lmxray.capture.plan import DEFAULT_THRESHOLD
 from lmxray.errors import LmxrayError
-from lmxray.trace.types import COMPONENTS, PER_HEAD_COMPONENTS, SCHEMA, Trace
-
-SIGNIFICANT_DIGITS = 7  # floats are written with this many significant digits
-
-
-def round_float(x) -> float | None:
-    """``x`` rounded to SIGNIFICANT_DIGITS significant digits; None when not finite (never NaN in JSON)."""
-    x = float(x)
-    if not math.isfinite(x):
-        return None
-    return float(f"{x:.{SIGNIFICANT_DIGITS}g}")
-
-
-def round_list(a) -> list:
-    """A (nested) array as nested lists of rounded floats, None where not finite."""
-    a = np.asarray(a, dtype=np.float64)
-    if a.ndim == 0:
-        return round_float(a)
-    if a.ndim == 1:
-        return [round_float(x) for x in a.tolist()]
-    return [round_list(row) for row in a]
+from lmxray.trace.fields import DEFAULT_THRESHOLD
+from lmxray.trace.meta import SIGNIFICANT_DIGITS, meta_record, round_float, round_list  # noqa: F401  (re-exported)
+from lmxray.trace.types import COMPONENTS, PER_HEAD_COMPONENTS, Trace
 
 
 def resolve_threshold(trace: Trace, threshold: float | None) -> float:
@@ -56,21 +36,6 @@ def resolve_threshold(trace: Trace, threshold: float | None) -> float:
     if not math.isfinite(threshold) or threshold < 0:
         raise LmxrayError(f"threshold must be a finite number >= 0, got {threshold}", "pass e.g. --threshold 0.01")
     return threshold
-
-
-def _jsonable(obj):
-    """Tuples, numpy scalars and arrays turned into plain JSON values (for the capture dict)."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float):
-        return round_float(obj)
-    return obj
 
 
 def _nonneg(p: int, n: int) -> int:
@@ -94,41 +59,14 @@ def _positions_axis(trace: Trace, size: int, what: str) -> list[int]:
 
 
 def _meta(trace: Trace, threshold: float) -> dict:
-    t = trace.n_tokens
-    m = trace.model
-    import lmxray
-
-    return {
-        "record": "meta",
-        "schema": SCHEMA,
-        "model": {
-            "name": m.name, "source": m.source, "sha256": m.sha256, "architecture": m.architecture,
-            "n_layers": int(m.n_layers), "n_heads": int(m.n_heads), "n_kv_heads": int(m.n_kv_heads),
-            "d_model": int(m.d_model), "vocab_size": int(m.vocab_size), "dtype": m.dtype,
-        },
-        "prompt": trace.prompt,
-        "token_ids": [int(i) for i in trace.token_ids],
-        "tokens": list(trace.tokens),
-        "position": _nonneg(int(trace.position), t),
-        "predicted_token": int(trace.predicted_token),
-        "predicted_text": trace.predicted_text,
-        "confidence": round_float(trace.confidence),
-        "top_k": [
-            {"token_id": int(s.token_id), "text": s.text, "prob": round_float(s.prob)} for s in trace.top_k
-        ],
-        "expected_attention": {
-            str(_nonneg(int(q), t)): [_nonneg(int(k), t) for k in ks]
-            for q, ks in sorted(trace.expected_attention.items())
-        },
-        "capture": _jsonable(trace.capture),
-        "threshold": threshold,
-        "layers": [int(x) for x in trace.layers],
-        "heads": [int(x) for x in trace.heads],
-        "attention_mass": None if trace.attention_mass is None else round_list(trace.attention_mass),
-        "entropy": None if trace.entropy is None else round_list(trace.entropy),
-        "lmxray_version": trace.version or lmxray.__version__,
-        "created": trace.created or datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
+    """The meta record; its threshold is the larger of this write's and the one the maps were read at."""
+    if trace.maps_threshold is not None:
+        threshold = max(threshold, float(trace.maps_threshold))
+    return meta_record(
+        trace, "jsonl", threshold=threshold,
+        attention_mass=None if trace.attention_mass is None else round_list(trace.attention_mass),
+        entropy=None if trace.entropy is None else round_list(trace.entropy),
+    )
 
 
 def _component_nodes(trace: Trace, name: str) -> Iterator[dict]:
@@ -227,8 +165,6 @@ def trace_records(trace: Trace, threshold: float | None = None, extra: Iterable[
     ``extra`` carries further record types (``flow``: lmxray.flow) written after the edges.
     """
     threshold = resolve_threshold(trace, threshold)
-    if not trace.top_k:
-        raise LmxrayError("cannot write a trace without top_k predictions", "trace the prompt again")
     yield _meta(trace, threshold)
     for name in COMPONENTS:
         if name in trace.components:
