@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from lmxray.errors import LmxrayError
 from lmxray.trace.types import COMPONENTS
 
-DEFAULT_THRESHOLD = 0.01
+from lmxray.trace.fields import DEFAULT_THRESHOLD  # noqa: F401  (trace/ owns it; re-exported here)
 
 
 @dataclass(frozen=True)
