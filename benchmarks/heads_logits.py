@@ -52,7 +52,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from lmxray.analysis.heads import score_heads, with_baseline
-    from lmxray.capture.run import Batch
+    from lmxray.capture.batch import Batch, pad_token_id
     from lmxray.models.loader import load
     from lmxray.probes.generate import logit_trace
     from lmxray.probes.heads import capture_probes, model_head_scores, probe_set
@@ -62,7 +62,7 @@ def main() -> None:
     load_s = time.perf_counter() - start
     device = model.device
     probes = probe_set(model)
-    batch = Batch.from_ids([p.ids for p in probes], model.tokenizer.pad_token_id or 0, device)
+    batch = Batch.from_ids([p.ids for p in probes], pad_token_id(model.tokenizer), device)
 
     def forward():
         with torch.no_grad():

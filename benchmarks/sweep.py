@@ -26,7 +26,7 @@ import torch
 
 import lmxray
 from lmxray.analysis.divergence import align, js_divergence, normalise
-from lmxray.capture.run import Batch
+from lmxray.capture.batch import Batch, pad_token_id
 from lmxray.experiments.datasets import SHIPPED_PAIRS, read_pairs
 from lmxray.experiments.sweep import SweepConfig, run_sweep, sweep_store
 from measure import sync
@@ -43,8 +43,7 @@ def batches(model, pairs, batch_size: int):
 def floor_seconds(model, pairs, batch_size: int) -> float:
     """A plain batched forward over the same prompts, with the same padding, unembedding only the
     prediction position (as the sweep does): what any sweep must pay."""
-    pad = model.tokenizer.pad_token_id or model.tokenizer.eos_token_id or 0
-    work = [Batch.from_ids(b, pad, model.device) for b in batches(model, pairs, batch_size)]
+    work = [Batch.from_ids(b, pad_token_id(model.tokenizer), model.device) for b in batches(model, pairs, batch_size)]
     sync(model.device)
     start = time.perf_counter()
     for batch in work:

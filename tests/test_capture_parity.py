@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import numpy as np
 import pytest
@@ -13,7 +14,9 @@ from lmxray.models.loader import from_hf
 from tiny_models import FAMILIES, BosTokenizer, tiny_model
 
 PROB_TOL = 1e-5  # captured fp32 probabilities vs eager output_attentions
-LOGIT_TOL = 1e-6  # logits with capture vs without, fp32
+LOGIT_TOL = 1e-6  # logits with capture vs without, fp32, when SDPA makes the output
+ONE_PASS_TOL = 1e-5  # logits when the captured probabilities make the output, vs eager and vs SDPA, fp32
+ENTROPY_TOL = 1e-5  # row entropy (nats) vs -sum p log p of eager's probabilities
 BATCH_TOL = 1e-5  # a left-padded batch vs the single-prompt run
 BOOK_TOL = 1e-5  # resid_out - (resid_in + attention_output + mlp_output)
 
@@ -51,6 +54,9 @@ def test_probabilities_match_eager(family_models):
         assert drift <= PROB_TOL * 4, f"{family}: head-summed map drifts {drift:.3e} from eager"
         rows = trace.attention_heads.sum(-1)
         assert _drift(rows, np.ones_like(rows)) <= PROB_TOL, f"{family}: attention rows do not sum to 1"
+        ref_entropy = torch.special.entr(torch.tensor(ref_attn, dtype=torch.float64)).sum(-1).numpy()
+        drift = _drift(trace.entropy, ref_entropy)
+        assert drift <= ENTROPY_TOL, f"{family}: row entropy drifts {drift:.3e} nats from eager's (tol {ENTROPY_TOL})"
 
 
 def test_logits_unchanged_by_capture(family_models):
@@ -71,14 +77,21 @@ def test_logits_unchanged_by_capture(family_models):
 
 
 def test_traced_forward_logits_equal_untraced(family_models):
-    family, model, _ = family_models
-    from lmxray.capture.run import Batch, capture_batch
+    """Both attention paths: one probability pass (every row kept) and SDPA plus recompute (one row kept)."""
+    family, model, eager_model = family_models
+    from lmxray.capture import capture
 
     ids = model.encode(PROMPTS[0])
-    batch = Batch.from_ids([ids], 0, model.device)
-    _, traced = capture_batch(model, batch, FULL, [list(range(len(ids)))])
-    drift = _drift(traced[0], model.logits(PROMPTS[0]))
-    assert drift <= LOGIT_TOL, f"{family}: logits with capture drift {drift:.3e} from without (tol {LOGIT_TOL})"
+    untraced = model.logits(PROMPTS[0]).numpy()
+    _, eager_logits = _eager(eager_model, model, PROMPTS[0])
+    one_pass = capture(model, [ids], FULL).logits[0].numpy()
+    drift = _drift(one_pass, eager_logits)
+    assert drift <= ONE_PASS_TOL, f"{family}: one-pass logits drift {drift:.3e} from eager (tol {ONE_PASS_TOL})"
+    drift = _drift(one_pass, untraced)
+    assert drift <= ONE_PASS_TOL, f"{family}: one-pass logits drift {drift:.3e} from SDPA (tol {ONE_PASS_TOL})"
+    sdpa = capture(model, [ids], CapturePlan(lens=False), rows="last").logits[0].numpy()
+    drift = _drift(sdpa, untraced)
+    assert drift <= LOGIT_TOL, f"{family}: SDPA-path logits drift {drift:.3e} from untraced (tol {LOGIT_TOL})"
 
 
 def test_residual_bookkeeping(family_models):
@@ -153,24 +166,22 @@ def test_plan_bounds_what_is_kept(family_models):
 ], ids=["full", "default", "subset-full-vectors", "components-only"])
 def test_memory_estimate_equals_the_recorder_buffers(family_models, plan, monkeypatch):
     """The budget check's estimate is the bytes the recorder really allocates, buffer by buffer."""
-    from lmxray.capture import run as run_mod
+    from lmxray.capture import api
 
     family, model, _ = family_models
     seen = {}
-    real_check = run_mod.check_fits
+    real_check = api.check_fits
 
-    def spy(parts, device, n_prompts, seq_len):
+    def spy(parts, *args, **kwargs):
         seen["parts"] = parts
-        real_check(parts, device, n_prompts, seq_len)
+        real_check(parts, *args, **kwargs)
 
-    monkeypatch.setattr(run_mod, "check_fits", spy)
+    monkeypatch.setattr(api, "check_fits", spy)
     ids = [model.encode(p) for p in PROMPTS]
-    batch = run_mod.Batch.from_ids(ids, 0, model.device)
-    positions = [list(range(len(x))) if plan.positions is None else
-                 sorted({p % len(x) for p in plan.positions}) for x in ids]
-    recorder, _ = run_mod.capture_batch(model, batch, plan, positions)
-    buffers = [recorder.attention, recorder.attention_heads, recorder.entropy, recorder.lens_residual]
-    buffers += [t for pair in recorder.summaries.values() for t in pair]
+    rows = "all" if plan.positions is None else list(plan.positions)
+    captured = api.capture(model, ids, plan, rows=rows)
+    buffers = [captured.attention, captured.attention_heads, captured.entropy, captured.lens_residual]
+    buffers += [t for name in plan.components if captured.summary(name) for t in captured.summary(name)]
     real = sum(t.numel() * t.element_size() for t in buffers if t is not None)
     assert sum(seen["parts"].values()) == real, f"{family}: estimate {seen['parts']} != {real} bytes allocated"
 
@@ -181,6 +192,8 @@ def test_capture_too_big_for_memory_is_one_clear_error(family_models, monkeypatc
 
     family, model, _ = family_models
     monkeypatch.setattr(budget, "free_bytes", lambda device: (64 * 2**10, None))
-    with pytest.raises(LmxrayError, match=r"needs about .* GiB of memory \(.*held twice.*\) for 1 prompt of up to") as err:
+    with pytest.raises(LmxrayError, match=r"needs about .* GiB of memory \(.*\) for 1 prompt of up to") as err:
         model.trace(PROMPTS[0], plan=FULL)
     assert "--per-head" in err.value.fix and "\n" not in str(err.value)
+    with pytest.raises(LmxrayError, match=r"held twice while the trace is built"):  # kept rows are spread out
+        model.trace(PROMPTS[0], plan=dataclasses.replace(FULL, positions=(-1,)))

@@ -64,12 +64,14 @@ def free_bytes(device: torch.device) -> tuple[int | None, int | None]:
     return host, gpu
 
 
-def check_fits(parts: dict[str, int], device: torch.device, n_prompts: int, seq_len: int) -> None:
-    """Refuse a capture whose buffers do not fit: on CPU they exist twice (tensors, then the Trace's arrays)."""
+def check_fits(parts: dict[str, int], device: torch.device, n_prompts: int, seq_len: int,
+               copies_on_host: int = 1) -> None:
+    """Refuse a capture whose buffers do not fit. On CPU, traces of a capture that keeps every row are
+    views of the buffers (one copy); kept-row buffers are spread into full arrays (``copies_on_host=2``)."""
     total = sum(parts.values())
     host, gpu = free_bytes(device)
     needs = [(gpu, 1, "GPU memory")] if gpu is not None else []
-    needs.append((host, 1 if gpu is not None else 2, "memory"))
+    needs.append((host, 1 if gpu is not None else copies_on_host, "memory"))
     for free, copies, what in needs:
         if free is not None and copies * total > HEADROOM * free:
             name, biggest = max(parts.items(), key=lambda item: item[1])

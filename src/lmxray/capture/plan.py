@@ -32,6 +32,7 @@ class CapturePlan:
     top_k: int = 5
     threshold: float = DEFAULT_THRESHOLD  # edges below this weight are not written to JSONL
     chunk_bytes: int = 256 * 2**20  # bound on one fp32 probability block [batch, head, rows, keys]
+    frozen: bool = False  # also keep norm scales, MLP gates and the final norm (what lmxray.flow freezes)
 
     def __post_init__(self):
         unknown = set(self.components) - set(COMPONENTS)

@@ -1,8 +1,11 @@
-"""Recorder: buffers filled during one batched forward pass, by hooks and the attention function.
+"""The recorder: buffers filled during one batched forward pass by the attention function and module hooks.
 
-Buffers live on the model's device and hold only what the plan asks for:
-head-summed maps are accumulated chunk by chunk, so ``layers x heads x T x T``
-is never materialised unless per-head maps were requested.
+Private to ``lmxray.capture``: callers get a ``Captured`` from ``capture()``.
+Buffers live on the model's device, are allocated before the forward pass and
+hold only what the plan asks for. Their layout is ``[layer, batch, ...]`` so one
+layer's block is contiguous. When every prompt keeps all its query rows
+("dense"), the row axis is the padded query axis and per-prompt arrays are views
+of the buffers; otherwise it holds each prompt's kept rows ("slots").
 """
 
 from __future__ import annotations
@@ -12,84 +15,109 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from lmxray.adapters import ArchSpec, get_path
+from lmxray.capture.frozen_taps import FrozenTaps
 from lmxray.capture.plan import CapturePlan
-from lmxray.models.adapters import ArchSpec, get_path
 from lmxray.trace.types import PER_HEAD_COMPONENTS
 
-_LAYER_COMPONENTS = ("attention_output", "mlp_hidden", "mlp_output", "residual")
+ONE_PASS_SHARE = 0.5  # one probability pass when the plan needs at least this share of the query rows
 
 
 class Recorder:
-    """Collects one batch: attention maps, row entropy and component summaries.
+    """Collects one batch: attention maps, row entropy, component summaries, lens residuals, frozen quantities.
 
-    ``kept_rows`` [batch, rows] holds, per prompt, the padded indices of the
-    query positions whose attention rows are kept (-1: none).
+    ``kept`` [batch, slots] holds, per prompt, the padded indices of the query rows kept (-1: none);
+    None when every prompt keeps every row.
     """
 
     def __init__(self, hf_model, spec: ArchSpec, plan: CapturePlan, layers: list[int], heads: list[int],
-                 kept_rows: np.ndarray, seq_len: int, device: torch.device):
+                 kept: np.ndarray | None, seq_len: int, batch: int, device: torch.device):
         self.plan, self.spec, self.hf_model = plan, spec, hf_model
-        self.layers, self.heads = layers, heads
-        self._kept = kept_rows  # on the host: chunk targets are worked out here once, not per layer
-        self.kept_rows = torch.as_tensor(kept_rows, device=device)
-        needed = np.unique(self._kept[self._kept >= 0])  # sorted padded query rows any prompt keeps
-        self._needed = None if needed.size == seq_len else needed
-        self.rows_needed = None if self._needed is None else torch.as_tensor(needed, device=device)
+        self.layers, self.heads, self.seq_len, self.batch, self.device = layers, heads, seq_len, batch, device
+        self.dense = kept is None
+        self._kept = kept
+        needed = None if self.dense else np.unique(kept[kept >= 0])  # sorted padded rows any prompt keeps
+        self.rows_needed = None if needed is None else torch.as_tensor(needed, device=device)
+        self._needed = needed
         self._targets: dict[tuple[int, int, bool], tuple[torch.Tensor, ...] | None] = {}
-        self.seq_len = seq_len
-        self.batch = kept_rows.shape[0]
-        self.device = device
         blocks = get_path(hf_model, spec.layers)
         self.blocks = [blocks[i] for i in layers]
         self._slot = {id(get_path(b, spec.attention)): i for i, b in enumerate(self.blocks)}
-        self.attention = self.attention_heads = self.entropy = None
+        n_heads = hf_model.config.get_text_config().num_attention_heads
+        self._full_heads = heads == list(range(n_heads))
+        rows = seq_len if self.dense else kept.shape[1]
+        shape = (len(layers), batch)
+        zeros = lambda *s: torch.zeros(*shape, *s, device=device)  # noqa: E731
+        self.attention = zeros(rows, seq_len) if plan.attention else None  # [layer, batch, row, k_pos]
+        self.attention_heads = zeros(len(heads), rows, seq_len) if plan.per_head else None  # [layer, batch, head, row, k_pos]
+        self.entropy = zeros(n_heads, rows) if plan.row_stats else None  # [layer, batch, head, row]
         self.summaries: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
-        self.lens_residual: torch.Tensor | None = None  # [batch, layer, pos, d_model]
-        self._full_heads = heads == list(range(hf_model.config.num_attention_heads))
+        self.lens_residual: torch.Tensor | None = None  # [layer, batch, pos, d_model]
+        self.frozen = FrozenTaps(hf_model, spec, self.blocks) if plan.frozen else None
 
     # -- attention function callbacks -------------------------------------------------
+    @property
+    def wants_entropy(self) -> bool:
+        return self.plan.row_stats
+
     def wants_probabilities(self, module) -> bool:
         p = self.plan
         return id(module) in self._slot and (p.attention or p.per_head or p.row_stats)
+
+    def one_pass(self, q_len: int) -> bool:
+        """Whether probabilities of every row should make the output (see attention.py)."""
+        return self._needed is None or self._needed.size >= ONE_PASS_SHARE * q_len
 
     def rows_per_chunk(self, query, key) -> int:
         per_row = query.shape[0] * query.shape[1] * key.shape[2] * 4
         return max(1, self.plan.chunk_bytes // per_row)
 
-    def on_probabilities(self, module, start: int, probs: torch.Tensor, all_rows: bool) -> None:
-        """Fold fp32 probabilities [batch, head, rows, k_pos] into the buffers.
+    def probability_buffer(self, module, start: int, rows: int) -> torch.Tensor | None:
+        """The per-head buffer block [batch, head, rows, k_pos] to compute a chunk in place, when it is one."""
+        if not (self.dense and self._full_heads and self.attention_heads is not None):
+            return None
+        block = self.attention_heads[self._slot[id(module)], :, :, start:start + rows]
+        return block if block.is_contiguous() else None
 
-        They are the chunk that begins at ``start`` in the row index: every query
-        row when ``all_rows``, else ``rows_needed``. Each kept (prompt, row) lands
-        through one gather and one scatter, with no host sync and no per-prompt loop.
+    def on_probabilities(self, module, start: int, probs: torch.Tensor, query_rows: bool,
+                         entropy: torch.Tensor | None = None) -> None:
+        """Fold fp32 probabilities [batch, head, rows, k_pos] (and their row entropy) into the buffers.
+
+        The chunk begins at ``start`` among the query rows (``query_rows``) or among ``rows_needed``.
         """
         slot = self._slot[id(module)]
-        n_layers, n_heads, n_keys = len(self.layers), probs.shape[1], probs.shape[-1]
-        n_kept = self.kept_rows.shape[1]
-        if self.plan.attention and self.attention is None:
-            self.attention = probs.new_zeros(self.batch, n_layers, n_kept, n_keys)
-        if self.plan.per_head and self.attention_heads is None:
-            self.attention_heads = probs.new_zeros(self.batch, n_layers, len(self.heads), n_kept, n_keys)
-        if self.plan.row_stats and self.entropy is None:
-            self.entropy = probs.new_zeros(self.batch, n_layers, n_heads, n_kept)
-        targets = self._chunk_targets(start, probs.shape[2], all_rows)
+        if entropy is None and self.entropy is not None:
+            entropy = torch.special.entr(probs).sum(-1)
+        if self.dense:
+            rows = slice(start, start + probs.shape[2])
+            if self.attention is not None:
+                torch.sum(probs, 1, out=self.attention[slot, :, rows]) if self.batch == 1 else \
+                    self.attention[slot, :, rows].copy_(probs.sum(1))
+            if self.attention_heads is not None:
+                target = self.attention_heads[slot, :, :, rows]
+                if target.data_ptr() != probs.data_ptr():  # not computed in place
+                    target.copy_(probs if self._full_heads else probs[:, self.heads])
+            if self.entropy is not None:
+                self.entropy[slot, :, :, rows] = entropy
+            return
+        targets = self._chunk_targets(start, probs.shape[2], query_rows)
         if targets is None:
             return
-        prompt, dest, local = targets
+        prompt, dest, local = targets  # each kept (prompt, row) lands by one gather and one scatter
         block = probs[prompt, :, local]  # [kept in chunk, head, k_pos]
         if self.attention is not None:
-            self.attention[:, slot][prompt, dest] = block.sum(1)
+            self.attention[slot][prompt, dest] = block.sum(1)
         if self.attention_heads is not None:
-            self.attention_heads[:, slot][prompt, :, dest] = block if self._full_heads else block[:, self.heads]
+            self.attention_heads[slot][prompt, :, dest] = block if self._full_heads else block[:, self.heads]
         if self.entropy is not None:
-            self.entropy[:, slot][prompt, :, dest] = torch.special.entr(block).sum(-1)
+            self.entropy[slot][prompt, :, dest] = entropy[prompt, :, local]
 
-    def _chunk_targets(self, start: int, n_rows: int, all_rows: bool):
+    def _chunk_targets(self, start: int, n_rows: int, query_rows: bool):
         """(prompt, kept slot, row within the chunk) of every kept row in a chunk, as device index tensors;
         None when the chunk holds none. Worked out on the host once per chunk and reused by every layer."""
-        key = (start, n_rows, all_rows)
+        key = (start, n_rows, query_rows)
         if key not in self._targets:
-            index = np.arange(self.seq_len) if all_rows or self._needed is None else self._needed
+            index = np.arange(self.seq_len) if query_rows else self._needed
             chunk = index[start:start + n_rows]
             local = np.searchsorted(chunk, self._kept).clip(max=n_rows - 1)
             prompt, dest = np.nonzero((self._kept >= 0) & (chunk[local] == self._kept))
@@ -109,7 +137,7 @@ class Recorder:
     # -- module hooks -----------------------------------------------------------------
     @contextmanager
     def hooks(self):
-        """Register the component hooks for the duration of one forward pass."""
+        """Register every hook of the capture (components, lens, frozen quantities) for one forward pass."""
         spec, handles = self.spec, []
         want = set(self.plan.components)
         try:
@@ -127,6 +155,8 @@ class Recorder:
                     handles.append(module.register_forward_hook(self._output_hook("mlp_output", slot)))
                 if "mlp_hidden" in want:
                     handles.append(get_path(block, spec.mlp_down).register_forward_pre_hook(self._mlp_hidden_hook(slot)))
+            if self.frozen is not None:
+                handles.extend(self.frozen.register())
             yield self
         finally:
             for h in handles:
@@ -143,8 +173,8 @@ class Recorder:
                 self._store(name, slot, hidden)
             if name == "residual" and self.plan.lens:
                 if self.lens_residual is None:
-                    self.lens_residual = hidden.new_zeros(self.batch, len(self.layers), *hidden.shape[1:])
-                self.lens_residual[:, slot] = hidden.detach()
+                    self.lens_residual = hidden.new_zeros(len(self.layers), *hidden.shape)
+                self.lens_residual[slot] = hidden.detach()
         return hook
 
     def _mlp_hidden_hook(self, slot: int):
@@ -153,15 +183,15 @@ class Recorder:
         return hook
 
     def _store(self, name: str, slot: int, tensor: torch.Tensor, n_layers: int | None = None) -> None:
-        """Keep the L2 norm (fp32) and the first ``n_values`` floats of each vector (last axis)."""
+        """Keep the L2 norm (fp32) and the first ``n_values`` floats of each vector (last axis); ``[layer, batch, ...]``."""
         tensor = tensor.detach()
         n = tensor.shape[-1] if self.plan.n_values is None else min(self.plan.n_values, tensor.shape[-1])
         if name not in self.summaries:
             layers = n_layers or len(self.layers)
-            norm = torch.zeros(self.batch, layers, *tensor.shape[1:-1], device=tensor.device)
-            values = torch.zeros(self.batch, layers, *tensor.shape[1:-1], n, device=tensor.device) if n else None
+            norm = torch.zeros(layers, *tensor.shape[:-1], device=tensor.device)
+            values = torch.zeros(layers, *tensor.shape[:-1], n, device=tensor.device) if n else None
             self.summaries[name] = (norm, values)
         norm, values = self.summaries[name]
-        norm[:, slot] = torch.linalg.vector_norm(tensor.float(), dim=-1)
+        torch.linalg.vector_norm(tensor.float(), dim=-1, out=norm[slot])
         if values is not None:
-            values[:, slot] = tensor[..., :n].float()
+            values[slot] = tensor[..., :n]

@@ -81,7 +81,7 @@ def compare(
 @app.command()
 def models(as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
     """List built-in model aliases, supported architectures and the cache location."""
-    from lmxray.models.adapters import ADAPTERS
+    from lmxray.adapters import ADAPTERS
     from lmxray.models.builtin import BUILTINS, is_installed
     from lmxray.models.gguf_cache import cache_dir
 

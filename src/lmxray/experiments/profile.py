@@ -16,8 +16,7 @@ import pyarrow as pa
 import torch
 
 from lmxray.analysis.profile_stats import SAMPLE_STATS, sample_stats
-from lmxray.capture.plan import CapturePlan
-from lmxray.capture.run import Batch, capture_batch
+from lmxray.capture import CapturePlan, capture
 from lmxray.errors import LmxrayError
 from lmxray.experiments.datasets import Sample
 from lmxray.experiments.store import RunStore
@@ -92,17 +91,14 @@ def run_profile(model, corpora: dict[str, list[Sample]], store: RunStore, config
 def profile_batch(model, samples: list[tuple[str, Sample]], ids: list[list[int]], max_tokens: int) -> pa.Table:
     """One forward pass; rows of one sample x layer with the delta's mean, mean |.| and relative size."""
     kept = [list(x[:max_tokens]) for x in ids]
-    pad_id = model.tokenizer.pad_token_id
-    pad_id = pad_id if pad_id is not None else (model.tokenizer.eos_token_id or 0)
-    batch = Batch.from_ids(kept, pad_id, model.device)
-    recorder, _ = capture_batch(model, batch, PROFILE_PLAN, [[len(x) - 1] for x in kept], logits_to_keep=1)
-    embedding = recorder.summaries["input_embedding"][1]  # [batch, 1, pos, d_model]
-    residual = recorder.summaries["residual"][1]  # [batch, layer, pos, d_model]
+    captured = capture(model, kept, PROFILE_PLAN, rows="last", logits_at="last")
+    embedding = captured.summary("input_embedding")[1]  # [1, batch, pos, d_model]
+    residual = captured.summary("residual")[1]  # [layer, batch, pos, d_model]
     columns: dict[str, list] = {name: [] for name in ROW_SCHEMA.names}
     for b, ((corpus, sample), full) in enumerate(zip(samples, ids)):
-        pad = batch.pads[b]
-        stats = sample_stats(embedding[b, 0, pad:].cpu().numpy(), residual[b, :, pad:].cpu().numpy())
-        for layer in range(residual.shape[1]):
+        stats = sample_stats(captured.real(b, embedding, 1, None)[0].cpu().numpy(),
+                             captured.real(b, residual, 1, None).cpu().numpy())
+        for layer in range(residual.shape[0]):
             row = {"id": sample_key(sample), "corpus": corpus, "sample": int(sample.id.rsplit(":", 1)[1]),
                    "source": sample.where, "layer": layer, "n_tokens": len(kept[b]), "n_tokens_original": len(full),
                    "truncated": len(full) > max_tokens, **{name: float(stats[name][layer]) for name in SAMPLE_STATS}}

@@ -17,8 +17,7 @@ import pyarrow as pa
 import torch
 
 from lmxray.analysis.divergence import ALIGNMENTS, DEFAULT_JS_THRESHOLD, first_share, js_divergence, normalise
-from lmxray.capture.plan import CapturePlan
-from lmxray.capture.run import Batch, capture_batch
+from lmxray.capture import CapturePlan, capture
 from lmxray.errors import LmxrayError
 from lmxray.experiments.datasets import Pair
 from lmxray.experiments.store import RunStore
@@ -109,19 +108,17 @@ class LaunchedBatch:
 def launch_batch(model, pairs: list[Pair], ids: list[tuple[list[int], list[int]]]) -> LaunchedBatch:
     """Queue one forward pass over both prompts of each pair and the copies of what the metrics need."""
     flat = [x for pair_ids in ids for x in pair_ids]  # intended, contradictory, intended, ...
-    pad_id = model.tokenizer.pad_token_id
-    pad_id = pad_id if pad_id is not None else (model.tokenizer.eos_token_id or 0)
-    batch = Batch.from_ids(flat, pad_id, model.device)
     # left padding puts every prediction position last: only that row is unembedded
-    recorder, logits = capture_batch(model, batch, SWEEP_PLAN, [[len(x) - 1] for x in flat], logits_to_keep=1)
-    top_prob, top_id = torch.softmax(logits[:, -1].float(), dim=-1).max(dim=-1)
+    captured = capture(model, flat, SWEEP_PLAN, rows="last", logits_at="last")
+    top_prob, top_id = torch.softmax(captured.logits[:, -1].float(), dim=-1).max(dim=-1)
     # non_blocking device-to-host copies land in pinned memory; the event says when they are done
-    host = [t.to("cpu", non_blocking=True) for t in (recorder.attention[:, :, 0], top_prob, top_id)]
+    rows = captured.attention[:, :, 0].transpose(0, 1)  # [prompt, layer, k_pos]
+    host = [t.to("cpu", non_blocking=True) for t in (rows, top_prob, top_id)]
     ready = None
-    if batch.input_ids.device.type == "cuda":
+    if captured.batch.input_ids.device.type == "cuda":
         ready = torch.cuda.Event()
         ready.record()
-    return LaunchedBatch(pairs, flat, np.array(batch.pads), *host, ready)
+    return LaunchedBatch(pairs, flat, np.array(captured.batch.pads), *host, ready)
 
 
 def collect_batch(model, launched: LaunchedBatch, how: str) -> pa.Table:

@@ -18,7 +18,7 @@ from lmxray.flow.frozen import freeze
 from lmxray.flow.groups import group_labels, parse_groups, word_groups
 from lmxray.flow.maps import Affine, affine_of, layer_maps, norm_of
 from lmxray.flow.result import AXES, Flow, LogitAttribution, read_flow
-from lmxray.models.adapters import get_path
+from lmxray.adapters import get_path
 
 __all__ = ["AXES", "Flow", "LogitAttribution", "flow", "read_flow", "token_id_of"]
 
@@ -52,7 +52,7 @@ def flow(model, prompt: str, *, position: int = -1, tokens: tuple[str, ...] = ()
     ``tokens``: texts of extra single tokens to attribute (the predicted token always comes first);
     ``groups``: see ``resolve_groups``; ``compute_dtype``: the matmul dtype (contributions stay fp32).
     """
-    from lmxray.capture.run import resolve_position
+    from lmxray.capture import resolve_position
 
     ids = model.encode(prompt)
     p = resolve_position(position, len(ids))

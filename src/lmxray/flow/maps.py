@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from lmxray.errors import LmxrayError
-from lmxray.models.adapters import ArchSpec, get_path
+from lmxray.adapters import ArchSpec, get_path
 
 
 @dataclass

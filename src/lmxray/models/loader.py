@@ -10,7 +10,7 @@ import torch
 
 from lmxray.capture.attention import register
 from lmxray.errors import LmxrayError
-from lmxray.models.adapters import adapter_for
+from lmxray.adapters import adapter_for
 from lmxray.models.model import Model
 from lmxray.trace.types import ModelInfo
 

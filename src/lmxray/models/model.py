@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import torch
 
-from lmxray.capture.plan import CapturePlan
-from lmxray.capture.run import Batch, build_traces, capture_batch, resolve_position
+from lmxray.capture import CapturePlan, capture, resolve_position
+from lmxray.capture.build import build_traces, lens_positions
 from lmxray.errors import LmxrayError
-from lmxray.models.adapters import ArchSpec
+from lmxray.adapters import ArchSpec
 from lmxray.trace.types import ModelInfo, Trace
 
 _TEXT_CONTEXT = 4  # tokens of left context used to decode one token's text faithfully
@@ -71,29 +71,45 @@ class Model:
         return texts
 
     # -- tracing ----------------------------------------------------------------------
-    def trace(self, prompts: str | list[str], *, plan: CapturePlan | None = None, position: int = -1,
-              expect: dict | None = None) -> Trace | list[Trace]:
+    def trace(self, prompts: str | list[int] | list[str | list[int]], *, plan: CapturePlan | None = None,
+              position: int = -1, expect: dict | None = None) -> Trace | list[Trace]:
         """Trace one prompt (returns a Trace) or several, batched with left padding (returns a list).
 
-        ``position`` is the prediction position (negative counts from the end);
-        ``expect`` maps query positions to expected key positions, as in ``{"-1": [0, 4]}``.
+        A prompt is text or a list of token ids (used as given). ``position`` is the prediction
+        position (negative counts from the end); ``expect`` maps query positions to expected key
+        positions, as in ``{"-1": [0, 4]}``.
         """
-        single = isinstance(prompts, str)
+        single = isinstance(prompts, str) or _is_ids(prompts)
         prompt_list = [prompts] if single else list(prompts)
         if not prompt_list:
             raise LmxrayError("no prompts given", "pass at least one prompt")
         plan = plan or CapturePlan()
         check_top_k(plan.top_k, self.vocab_size)
-        ids = [self.encode(p) for p in prompt_list]
+        ids = [self._ids(p) for p in prompt_list]
+        texts = [p if isinstance(p, str) else self.tokenizer.decode(p) for p in prompt_list]
         predict = [resolve_position(position, len(x)) for x in ids]
         expected = [resolve_expected(expect or {}, len(x)) for x in ids]
-        kept = [_kept_positions(plan, len(x), p) for x, p in zip(ids, predict)]
-        pad_id = self.tokenizer.pad_token_id
-        pad_id = pad_id if pad_id is not None else (self.tokenizer.eos_token_id or 0)
-        batch = Batch.from_ids(ids, pad_id, self.device)
-        recorder, logits = capture_batch(self, batch, plan, kept)
-        traces = build_traces(self, prompt_list, ids, batch, plan, recorder, logits, predict, expected)
+        rows = "all" if plan.positions is None else [sorted(set(plan.positions) | {p}) for p in predict]
+        logits_at = [lens_positions(plan, len(x), p) for x, p in zip(ids, predict)]
+        captured = capture(self, ids, plan, rows=rows, logits_at=logits_at)
+        traces = build_traces(self, captured, texts, predict, expected)
         return traces[0] if single else traces
+
+    def _ids(self, prompt) -> list[int]:
+        """A prompt's token ids: text is encoded, ids are checked against the vocabulary and the context."""
+        if isinstance(prompt, str):
+            return self.encode(prompt)
+        if not _is_ids(prompt):
+            raise LmxrayError(f"a prompt must be text or a list of token ids, got {type(prompt).__name__}",
+                              "pass a string or a non-empty list of integers")
+        bad = [i for i in prompt if not 0 <= i < self.vocab_size]
+        if bad:
+            raise LmxrayError(f"token id {bad[0]} is outside the vocabulary of {self.vocab_size} tokens",
+                              f"use ids 0..{self.vocab_size - 1}")
+        if self.max_positions and len(prompt) > self.max_positions:
+            raise LmxrayError(f"the prompt is {len(prompt)} tokens, longer than the model's context of "
+                              f"{self.max_positions}", "shorten the prompt")
+        return list(prompt)
 
     @torch.no_grad()
     def logits(self, prompt: str) -> torch.Tensor:
@@ -137,8 +153,7 @@ def resolve_expected(expect: dict, n_tokens: int) -> dict[int, list[int]]:
     return out
 
 
-def _kept_positions(plan: CapturePlan, n_tokens: int, predict: int) -> list[int]:
-    if plan.positions is None:
-        return list(range(n_tokens))
-    kept = {resolve_position(p, n_tokens) for p in plan.positions} | {predict}
-    return sorted(kept)
+def _is_ids(prompt) -> bool:
+    """A non-empty list of plain integers (one prompt given as token ids)."""
+    return isinstance(prompt, (list, tuple)) and bool(prompt) and all(
+        isinstance(i, int) and not isinstance(i, bool) for i in prompt)

@@ -13,9 +13,8 @@ import numpy as np
 import torch
 
 from lmxray.analysis.heads import HeadScores, Probe, score_heads, with_baseline
-from lmxray.capture.plan import CapturePlan
+from lmxray.capture import CapturePlan, capture
 from lmxray.capture.budget import CaptureTooBig
-from lmxray.capture.run import Batch, capture_batch
 from lmxray.errors import LmxrayError
 
 NATURAL_PROMPTS = (
@@ -67,18 +66,15 @@ def capture_probes(model, probes: list[ProbeInput], layers: list[int] | None = N
     """Per-head fp32 attention ``[layer, head, q, k]`` of each probe (one batched forward), and the model layers."""
     plan = CapturePlan(layers=None if layers is None else tuple(layers), attention=False, per_head=True,
                        row_stats=False, components=(), lens=False)
-    pad_id = model.tokenizer.pad_token_id
-    batch = Batch.from_ids([p.ids for p in probes], 0 if pad_id is None else pad_id, model.device)
     try:
-        recorder, _ = capture_batch(model, batch, plan, [list(range(len(p.ids))) for p in probes], logits_to_keep=1)
+        captured = capture(model, [p.ids for p in probes], plan, rows="all", logits_at="last")
     except CaptureTooBig as e:  # the probe set is one batch: its size is what the user can change
         raise CaptureTooBig(e.problem, "score fewer probes (--repeats) or fewer layers (--layers)") from None
-    maps = recorder.attention_heads  # [batch, layer, head, rows, keys]
     out = []
-    for b, (probe, pad) in enumerate(zip(probes, batch.pads)):
-        n = len(probe.ids)
-        out.append(Probe(maps[b, :, :, :n, pad:].cpu().numpy(), probe.repeat, probe.name))
-    return out, recorder.layers
+    for b, probe in enumerate(probes):
+        maps = captured.real(b, captured.attention_heads, 2, 3)  # [layer, head, q_pos, k_pos], a view
+        out.append(Probe(maps.cpu().numpy(), probe.repeat, probe.name))
+    return out, captured.layers
 
 
 def model_head_scores(model, probes: list[ProbeInput], layers: list[int] | None = None) -> HeadScores:

@@ -1,8 +1,8 @@
 """Registry of architecture adapters: one small declarative spec per family."""
 
 from lmxray.errors import LmxrayError
-from lmxray.models.adapters import gemma, gpt2, llama, neox, phi3
-from lmxray.models.adapters.base import ArchSpec, get_path
+from lmxray.adapters import gemma, gpt2, llama, neox, phi3
+from lmxray.adapters.base import ArchSpec, get_path
 
 ADAPTERS: tuple[ArchSpec, ...] = (llama.SPEC, gemma.SPEC, gpt2.SPEC, neox.SPEC, phi3.SPEC)
 _BY_TYPE = {t: spec for spec in ADAPTERS for t in spec.model_types}

@@ -1,6 +1,6 @@
 """GPT-2: LayerNorm, biases, Conv1D projections, learned absolute positions."""
 
-from lmxray.models.adapters.base import ArchSpec
+from lmxray.adapters.base import ArchSpec
 
 SPEC = ArchSpec(
     family="gpt2",

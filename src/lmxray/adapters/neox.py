@@ -1,6 +1,6 @@
 """GPT-NeoX / Pythia: parallel attention + MLP, partial rotary, LayerNorm with biases."""
 
-from lmxray.models.adapters.base import ArchSpec
+from lmxray.adapters.base import ArchSpec
 
 SPEC = ArchSpec(
     family="gpt_neox",

@@ -1,6 +1,6 @@
 """Gemma 2 and 3: pre and post norms around attention and MLP, softcaps, sliding window, scaled embeddings."""
 
-from lmxray.models.adapters.base import ArchSpec
+from lmxray.adapters.base import ArchSpec
 
 SPEC = ArchSpec(
     family="gemma",

@@ -1,6 +1,6 @@
 """Phi-3: fused qkv and gate_up projections, RMSNorm, GLU MLP."""
 
-from lmxray.models.adapters.base import ArchSpec
+from lmxray.adapters.base import ArchSpec
 
 SPEC = ArchSpec(
     family="phi3",

@@ -1,6 +1,6 @@
 """Llama family: Llama, Mistral, Qwen2, Qwen3 (q/k norms live inside attention), SmolLM2."""
 
-from lmxray.models.adapters.base import ArchSpec
+from lmxray.adapters.base import ArchSpec
 
 SPEC = ArchSpec(
     family="llama",
