@@ -130,3 +130,11 @@ def test_jupyter_display_is_attached_by_the_package_root():
     from lmxray.display import trace_html
 
     assert Trace._repr_html_ is trace_html and lmxray.Trace is Trace
+
+
+def test_docs_list_every_field():
+    doc = (Path(__file__).parents[1] / "docs" / "trace-format.md").read_text(encoding="utf-8")
+    for f in fields.ARRAYS:
+        name = f.name if not f.name.startswith("components.") else "components.<c>." + f.name.split(".")[2]
+        assert f"`{name}`" in doc, f"docs/trace-format.md does not list {name}"
+        assert all(a in doc for a in f.axes), f"docs/trace-format.md does not name the axes of {f.name}"

@@ -13,9 +13,10 @@ from lmxray.display import trace_html
 from lmxray.errors import LmxrayError
 from lmxray.models.loader import load
 from lmxray.models.model import Model
+from lmxray.trace.dense import open_trace
 from lmxray.trace.reader import read_trace
 from lmxray.trace.types import Trace
 
 Trace._repr_html_ = trace_html  # Jupyter display; trace/ stays free of render/ (lmxray/display.py)
 
-__all__ = ["CapturePlan", "LmxrayError", "Model", "Trace", "load", "read_trace", "__version__"]
+__all__ = ["CapturePlan", "LmxrayError", "Model", "Trace", "load", "open_trace", "read_trace", "__version__"]

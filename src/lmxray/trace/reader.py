@@ -16,7 +16,7 @@ from lmxray.errors import LmxrayError
 from lmxray.trace.build import FIX, RecordBuilder
 from lmxray.trace.legacy import LEGACY_FIX, LegacyBuilder
 from lmxray.trace.schema import describe as _describe
-from lmxray.trace.schema import first_error, load_schema, validator as _validator  # noqa: F401  (re-exported)
+from lmxray.trace.schema import first_error, load_schema, meta_error, validator as _validator  # noqa: F401
 from lmxray.trace.schema import NODE_COMPONENTS
 from lmxray.trace.types import SCHEMA, Trace
 
@@ -138,9 +138,13 @@ def iter_records(path) -> Iterator[tuple[int, dict]]:
                         name = f"strict_{kind}"
                     else:
                         name = kind
-                err = first_error(_validator(name), rec)
-                if err is not None:
-                    raise LmxrayError(f"{path}:{lineno}: {_describe(err, kind)}", fix)
+                if kind == "meta":
+                    problem = meta_error(_validator(name), rec)
+                else:
+                    err = first_error(_validator(name), rec)
+                    problem = None if err is None else _describe(err, kind)
+                if problem is not None:
+                    raise LmxrayError(f"{path}:{lineno}: {problem}", fix)
                 yield lineno, rec
         except UnicodeDecodeError:
             raise LmxrayError(f"{path}:{lineno + 1}: not UTF-8 text", "a trace is UTF-8 JSONL; " + FIX) from None

@@ -117,7 +117,11 @@ class Trace:
         from pathlib import Path
 
         if Path(path).suffix.lower() == ".safetensors":
+            from lmxray.errors import LmxrayError
             from lmxray.trace.dense import write_dense
+
+            if threshold is not None:
+                raise LmxrayError("threshold applies to JSONL traces only", "a .safetensors trace keeps every weight")
 
             write_dense(self, path)
         else:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lmxray.atomic import atomic_output, output_target
 from lmxray.errors import LmxrayError
 from lmxray.trace.fields import DEFAULT_THRESHOLD
 from lmxray.trace.meta import SIGNIFICANT_DIGITS, meta_record, round_float, round_list  # noqa: F401  (re-exported)
@@ -238,34 +239,21 @@ def write_trace(trace: Trace, path, threshold: float | None = None, extra: Itera
     the meta line, with those counts, then goes in front of them.
     """
     path = Path(path)
-    check_writable(path)
+    target = output_target(path)  # a device, FIFO or folder is refused before any work
+    check_writable(target)
     threshold = resolve_threshold(trace, threshold)
+    records = trace_records(trace, threshold, extra)
+    meta = next(records)
     try:
-        tmp = tempfile.NamedTemporaryFile(
-            "w", encoding="utf-8", dir=path.parent, prefix=path.name + ".tmp", delete=False
-        )
-    except OSError as e:
-        raise LmxrayError(f"cannot write {path}: {e.strerror or e}", "choose a writable output path") from None
-    try:
-        records = trace_records(trace, threshold, extra)
-        meta = next(records)
-        with tempfile.TemporaryFile("w+", encoding="utf-8", dir=path.parent) as body, tmp as f:
+        with tempfile.TemporaryFile("w+", encoding="utf-8", dir=target.parent) as body:
             counts = _write_lines(records, body)
             meta["records"] = {kind: counts.get(kind, 0) for kind in RECORD_KINDS}
-            f.write(format_record(meta) + "\n")
-            body.seek(0)
-            shutil.copyfileobj(body, f, 2**20)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp.name, 0o644)  # NamedTemporaryFile makes 0600; a trace is meant to be shared
-        os.replace(tmp.name, path)
-    except BaseException as e:
-        try:
-            os.unlink(tmp.name)
-        except FileNotFoundError:
-            pass
-        if isinstance(e, OSError):
-            raise LmxrayError(
-                f"cannot write {path}: {e.strerror or e}", "free disk space or choose another output path"
-            ) from e
-        raise
+            with atomic_output(target) as f:
+                f.write(format_record(meta) + "\n")
+                body.seek(0)
+                shutil.copyfileobj(body, f, 2**20)
+                f.flush()
+                os.fsync(f.fileno())
+    except OSError as e:
+        raise LmxrayError(f"cannot write {path}: {e.strerror or e}", "free disk space or choose another output path") \
+            from e
