@@ -31,7 +31,7 @@ class CapturePlan:
     lens_positions: tuple[int, ...] | None = ()  # positions besides the prediction position; None = every position
     top_k: int = 5
     threshold: float = DEFAULT_THRESHOLD  # edges below this weight are not written to JSONL
-    chunk_bytes: int = 256 * 2**20  # bound on one fp32 probability block [batch, head, rows, keys]
+    chunk_bytes: int = 256 * 2**20  # bound on one fp32 probability block [batch, head, rows, keys] (CPU: 2 MiB at most)
     frozen: bool = False  # also keep norm scales, MLP gates and the final norm (what lmxray.flow freezes)
 
     def __post_init__(self):

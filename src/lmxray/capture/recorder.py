@@ -37,8 +37,7 @@ class Recorder:
         self.dense = kept is None
         self._kept = kept
         needed = None if self.dense else np.unique(kept[kept >= 0])  # sorted padded rows any prompt keeps
-        self.rows_needed = None if needed is None else torch.as_tensor(needed, device=device)
-        self._needed = needed
+        self.rows_needed = needed
         self._targets: dict[tuple[int, int, bool], tuple[torch.Tensor, ...] | None] = {}
         blocks = get_path(hf_model, spec.layers)
         self.blocks = [blocks[i] for i in layers]
@@ -66,37 +65,25 @@ class Recorder:
 
     def one_pass(self, q_len: int) -> bool:
         """Whether probabilities of every row should make the output (see attention.py)."""
-        return self._needed is None or self._needed.size >= ONE_PASS_SHARE * q_len
-
-    def rows_per_chunk(self, query, key) -> int:
-        per_row = query.shape[0] * query.shape[1] * key.shape[2] * 4
-        return max(1, self.plan.chunk_bytes // per_row)
-
-    def probability_buffer(self, module, start: int, rows: int) -> torch.Tensor | None:
-        """The per-head buffer block [batch, head, rows, k_pos] to compute a chunk in place, when it is one."""
-        if not (self.dense and self._full_heads and self.attention_heads is not None):
-            return None
-        block = self.attention_heads[self._slot[id(module)], :, :, start:start + rows]
-        return block if block.is_contiguous() else None
+        return self.rows_needed is None or self.rows_needed.size >= ONE_PASS_SHARE * q_len
 
     def on_probabilities(self, module, start: int, probs: torch.Tensor, query_rows: bool,
-                         entropy: torch.Tensor | None = None) -> None:
-        """Fold fp32 probabilities [batch, head, rows, k_pos] (and their row entropy) into the buffers.
+                         entropy: torch.Tensor | None = None, first_key: int = 0) -> None:
+        """Fold fp32 probabilities [batch, head, rows, keys] (and their row entropy) into the buffers.
 
-        The chunk begins at ``start`` among the query rows (``query_rows``) or among ``rows_needed``.
+        The chunk begins at ``start`` among the query rows (``query_rows``) or among ``rows_needed``;
+        its keys begin at ``first_key`` (the others are masked for every row of the chunk).
         """
         slot = self._slot[id(module)]
+        keys = slice(first_key, first_key + probs.shape[-1])
         if entropy is None and self.entropy is not None:
             entropy = torch.special.entr(probs).sum(-1)
         if self.dense:
             rows = slice(start, start + probs.shape[2])
             if self.attention is not None:
-                torch.sum(probs, 1, out=self.attention[slot, :, rows]) if self.batch == 1 else \
-                    self.attention[slot, :, rows].copy_(probs.sum(1))
+                self.attention[slot, :, rows, keys] = probs.sum(1)
             if self.attention_heads is not None:
-                target = self.attention_heads[slot, :, :, rows]
-                if target.data_ptr() != probs.data_ptr():  # not computed in place
-                    target.copy_(probs if self._full_heads else probs[:, self.heads])
+                self.attention_heads[slot, :, :, rows, keys] = probs if self._full_heads else probs[:, self.heads]
             if self.entropy is not None:
                 self.entropy[slot, :, :, rows] = entropy
             return
@@ -106,9 +93,9 @@ class Recorder:
         prompt, dest, local = targets  # each kept (prompt, row) lands by one gather and one scatter
         block = probs[prompt, :, local]  # [kept in chunk, head, k_pos]
         if self.attention is not None:
-            self.attention[slot][prompt, dest] = block.sum(1)
+            self.attention[slot, :, :, keys][prompt, dest] = block.sum(1)
         if self.attention_heads is not None:
-            self.attention_heads[slot][prompt, :, dest] = block if self._full_heads else block[:, self.heads]
+            self.attention_heads[slot, :, :, :, keys][prompt, :, dest] = block if self._full_heads else block[:, self.heads]
         if self.entropy is not None:
             self.entropy[slot][prompt, :, dest] = entropy[prompt, :, local]
 
@@ -117,7 +104,7 @@ class Recorder:
         None when the chunk holds none. Worked out on the host once per chunk and reused by every layer."""
         key = (start, n_rows, query_rows)
         if key not in self._targets:
-            index = np.arange(self.seq_len) if query_rows else self._needed
+            index = np.arange(self.seq_len) if query_rows else self.rows_needed
             chunk = index[start:start + n_rows]
             local = np.searchsorted(chunk, self._kept).clip(max=n_rows - 1)
             prompt, dest = np.nonzero((self._kept >= 0) & (chunk[local] == self._kept))
