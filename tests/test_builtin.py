@@ -15,6 +15,7 @@ pytestmark = pytest.mark.builtin
 
 PROB_TOL = 1e-5  # captured probabilities vs HF eager output_attentions on the same weights
 LOGIT_TOL = 1e-6  # traced vs untraced logits
+ENTROPY_TOL = 5e-5  # row entropy (nats) vs -sum p log p of eager's probabilities (computed as log Z - E[score])
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +53,26 @@ def test_probabilities_match_eager(smollm2):
     assert trace.attention_mass is not None
     mass_drift = float(np.abs(trace.attention_mass - ref[:, :, -1].sum((0, 1))).max())
     assert mass_drift <= PROB_TOL * 30 * 9, f"smollm2: convergence mass drifts {mass_drift:.3e} from eager"
+
+
+def test_long_real_text_matches_eager_in_both_attention_paths(smollm2):
+    """300 tokens of shipped text: the one-pass path (every row) and SDPA plus recompute (one row)."""
+    from lmxray.experiments.datasets import SHIPPED_CORPORA
+
+    ids = smollm2.tokenizer(SHIPPED_CORPORA["finance-news"].read_text())["input_ids"][:300]
+    eager = copy.deepcopy(smollm2.hf)
+    eager.set_attn_implementation("eager")
+    with torch.no_grad():
+        out = eager(torch.tensor([ids]), output_attentions=True)
+    ref = torch.stack(out.attentions)[:, 0].double()
+    trace = smollm2.trace(ids, plan=lmxray.CapturePlan(per_head=True))
+    drift = float((torch.tensor(trace.attention_heads).double() - ref).abs().max())
+    assert drift <= PROB_TOL, f"smollm2, 300 tokens: per-head probabilities drift {drift:.3e} (tol {PROB_TOL})"
+    drift = float((torch.tensor(trace.entropy).double() - torch.special.entr(ref).sum(-1)).abs().max())
+    assert drift <= ENTROPY_TOL, f"smollm2, 300 tokens: row entropy drifts {drift:.3e} nats (tol {ENTROPY_TOL})"
+    last = smollm2.trace(ids, plan=lmxray.CapturePlan(positions=(-1,), per_head=True))
+    drift = float((torch.tensor(last.attention_heads[:, :, -1]).double() - ref[:, :, -1]).abs().max())
+    assert drift <= PROB_TOL, f"smollm2, 300 tokens: kept last row drifts {drift:.3e} (tol {PROB_TOL})"
 
 
 def test_logit_lens_final_layer_is_the_prediction(smollm2):

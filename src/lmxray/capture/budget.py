@@ -75,10 +75,10 @@ def check_fits(parts: dict[str, int], device: torch.device, n_prompts: int, seq_
     for free, copies, what in needs:
         if free is not None and copies * total > HEADROOM * free:
             name, biggest = max(parts.items(), key=lambda item: item[1])
-            held = f"{_gib(total)}, held twice while the trace is built" if copies == 2 else _gib(total)
+            held = f"{_gib(total)}, held twice while the trace is built; " if copies == 2 else ""
             prompts = "1 prompt" if n_prompts == 1 else f"{n_prompts} prompts"
             raise CaptureTooBig(
-                f"this capture needs about {_gib(copies * total)} of {what} ({held}; {name}: {_gib(biggest)}) "
+                f"this capture needs about {_gib(copies * total)} of {what} ({held}{name}: {_gib(biggest)}) "
                 f"for {prompts} of up to {seq_len} tokens, but only {_gib(free)} is free",
                 "keep less: drop --per-head, capture fewer layers (--layers) or a shorter prompt; in Python, "
                 "CapturePlan(layers=..., positions=..., heads=...)",
