@@ -240,16 +240,18 @@ def _convert_into(path: Path, out: Path) -> None:
     Same result as ``from_pretrained(dir, gguf_file=...)`` (checked on SmolLM2), without
     needing ``accelerate``: config from the GGUF, weights via transformers' GGUF loader.
     """
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
     from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
 
+    from lmxray.models.loader import seeded
+
     folder, name = str(path.parent.resolve()), path.name
     with _quiet():
         try:
-            config = AutoConfig.from_pretrained(folder, gguf_file=name)
-            model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+            config = AutoConfig.from_pretrained(folder, gguf_file=name, local_files_only=True)
+            with seeded(0):  # every weight is overwritten below; the caller's RNG is left alone
+                model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
             tensors = load_gguf_checkpoint(
                 str(path.resolve()), return_tensors=True, model_to_load=model, torch_dtype=torch.float32
             )["tensors"]
@@ -273,7 +275,7 @@ def _convert_into(path: Path, out: Path) -> None:
             )
         model.save_pretrained(out)
         try:
-            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
         except Exception as e:
             raise LmxrayError(
                 f"cannot convert the tokenizer of {path.name} ({' '.join(str(e).split())[:120]})",

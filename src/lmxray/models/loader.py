@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from typing import Callable
 
@@ -25,11 +24,7 @@ def load(spec: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto"
     ``random:SPEC`` (or ``init="random"``) keeps SPEC's config and tokenizer but
     initialises fresh weights with ``seed``: the untrained baseline.
     """
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
 
     from lmxray.models.sources import resolve
 
@@ -40,25 +35,47 @@ def load(spec: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto"
     torch_device = pick_device(device)
     torch_dtype = pick_dtype(dtype, torch_device)
     resolved = resolve(spec, progress=progress)
+    offline = dict(trust_remote_code=False, local_files_only=True)  # never the network, without touching os.environ
     with _load_errors(resolved.path):
-        config = AutoConfig.from_pretrained(resolved.path, trust_remote_code=False)
+        config = AutoConfig.from_pretrained(resolved.path, **offline)
     arch = adapter_for(config.model_type)
     attn = register()
-    with _load_errors(resolved.path):
+    with _load_errors(resolved.path), no_progress_bars():
         if init == "random":
-            torch.manual_seed(seed)
             config._attn_implementation = attn
-            hf = AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
+            with seeded(seed):
+                hf = AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
         else:
             hf = AutoModelForCausalLM.from_pretrained(
-                resolved.path, dtype=torch_dtype, attn_implementation=attn, trust_remote_code=False,
-                use_safetensors=True,
+                resolved.path, dtype=torch_dtype, attn_implementation=attn, use_safetensors=True, **offline,
             )
-        tokenizer = AutoTokenizer.from_pretrained(resolved.path, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(resolved.path, **offline)
     hf = hf.to(torch_device).eval()
     name = resolved.name if init == "pretrained" else f"{RANDOM_PREFIX}{resolved.name}@seed{seed}"
     source = resolved.source if init == "pretrained" else "random"
     return Model(hf, tokenizer, arch, model_info(hf.config, name, source, resolved.sha256, torch_dtype))
+
+
+@contextmanager
+def seeded(seed: int):
+    """Draw from torch's CPU generator seeded with ``seed``, then restore its state (the caller's RNG is untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+@contextmanager
+def no_progress_bars():
+    """transformers' progress bars off for the duration, as they were afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 @contextmanager

@@ -115,7 +115,6 @@ def _resolve_dir(d: Path, progress: Progress, name: str, source: str) -> Resolve
 
 
 def _resolve_hub(repo_id: str, progress: Progress) -> ResolvedSource:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         from huggingface_hub import snapshot_download
 
