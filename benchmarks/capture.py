@@ -8,8 +8,8 @@ Prints one JSON object on stdout (progress goes to stderr). Modes, all on the sa
 
 * ``untraced``: ``model.hf(input_ids=..., use_cache=False)`` under no_grad. lmxray's registered
   attention function with no recorder is the stock SDPA path, so this is the SDPA forward.
-* ``capture``: ``capture_batch(model, batch, plan, [all positions])``, the traced forward alone.
-* ``trace`` (full plan only): capture plus ``build_traces``, what ``Model.trace`` costs a user.
+* ``capture``: ``lmxray.capture.capture(model, [ids], plan)`` keeping every row, the traced forward alone.
+* ``trace`` (full plan only): ``Model.trace(ids, plan=plan)``, what a user pays.
 
 Times are medians over ``--repeats`` after one warm-up per mode (perf_counter; CUDA synchronised).
 Memory on CUDA: ``max_memory_allocated`` around one extra call per mode; ``peak`` is absolute,
@@ -123,26 +123,21 @@ def make_ids(model, seq_len: int) -> tuple[list[int], str]:
 
 def make_modes(model, plan, plan_name: str, ids: list[int], prompt: str) -> dict:
     """Zero-argument callables for each mode; each drops its outputs before returning."""
-    from lmxray.capture.run import Batch, build_traces, capture_batch
+    from lmxray.capture import capture
 
-    tok = model.tokenizer
-    pad_id = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
-    batch = Batch.from_ids([ids], pad_id, model.device)
-    kept = [list(range(len(ids)))]
-    predict = len(ids) - 1
+    input_ids = torch.tensor([ids], device=model.device)
 
     def untraced():
         with torch.no_grad():
-            model.hf(input_ids=batch.input_ids, use_cache=False)
+            model.hf(input_ids=input_ids, use_cache=False)
 
-    def capture():
-        capture_batch(model, batch, plan, kept)
+    def captured():
+        capture(model, [ids], plan)
 
     def trace():
-        recorder, logits = capture_batch(model, batch, plan, kept)
-        build_traces(model, [prompt], [ids], batch, plan, recorder, logits, [predict], [{}])
+        model.trace(ids, plan=plan)
 
-    modes = {"untraced": untraced, "capture": capture}
+    modes = {"untraced": untraced, "capture": captured}
     if plan_name == "full":
         modes["trace"] = trace
     return modes
