@@ -6,8 +6,6 @@
     trace.save("france.jsonl")
 """
 
-__version__ = "0.1.0"
-
 from lmxray.capture.plan import CapturePlan
 from lmxray.display import trace_html
 from lmxray.errors import LmxrayError
@@ -16,6 +14,7 @@ from lmxray.models.model import Model
 from lmxray.trace.dense import open_trace
 from lmxray.trace.reader import read_trace
 from lmxray.trace.types import Trace
+from lmxray.version import __version__
 
 Trace._repr_html_ = trace_html  # Jupyter display; trace/ stays free of render/ (lmxray/display.py)
 

@@ -15,6 +15,7 @@ import torch
 from lmxray.adapters import get_path
 from lmxray.capture.api import Captured
 from lmxray.trace.types import ComponentData, LogitLens, TokenScore, Trace
+from lmxray.version import __version__
 
 LENS_CHUNK_BYTES = 128 * 2**20  # bound on one fp32 [rows, vocab] logit-lens block
 
@@ -90,8 +91,6 @@ def batch_lens(model, captured: Captured, positions: list[list[int]], k: int) ->
 def build_traces(model, captured: Captured, prompts: list[str], predict: list[int],
                  expected: list[dict[int, list[int]]]) -> list[Trace]:
     """One Trace per prompt of a captured batch; ``predict`` is each prompt's prediction position."""
-    from lmxray import __version__
-
     plan, batch = captured.plan, captured.batch
     lens = None
     if plan.lens:

@@ -1,0 +1,48 @@
+"""The house's layers, checked on the source: each package imports only what sits below it (lazy imports included)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "lmxray"
+BASE = ("lmxray.errors", "lmxray.atomic", "lmxray.special", "lmxray.version")
+# package -> the lmxray modules it may import (besides itself and BASE)
+ALLOWED = {
+    "trace": (),
+    "adapters": (),
+    "analysis": ("lmxray.trace",),
+    "capture": ("lmxray.trace", "lmxray.adapters"),
+}
+
+
+def lmxray_imports(path: Path) -> list[str]:
+    """Every lmxray module a file imports, at any depth (lazy imports inside functions included)."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out += [a.name for a in node.names if a.name.split(".")[0] == "lmxray"]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module.split(".")[0] == "lmxray":
+                out += [node.module] if node.module != "lmxray" else [f"lmxray.{a.name}" for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level > 0:
+            out.append("a relative import")
+    return out
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_package_imports_only_what_sits_below_it(package):
+    allowed = (f"lmxray.{package}",) + BASE + ALLOWED[package]
+    files = sorted((SRC / package).glob("*.py"))
+    assert files, f"no modules under {package}/"
+    bad = {f.name: m for f in files for m in lmxray_imports(f)
+           if not any(m == a or m.startswith(a + ".") for a in allowed)}
+    assert not bad, f"{package}/ may import only {allowed} from lmxray; found {bad}"
+
+
+def test_the_check_sees_lazy_root_and_relative_imports(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("import lmxray\nfrom lmxray import render\nfrom . import x\ndef f():\n    from lmxray.models import X\n")
+    assert lmxray_imports(probe) == ["lmxray", "lmxray.render", "a relative import", "lmxray.models"]
