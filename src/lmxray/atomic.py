@@ -8,25 +8,15 @@ replaced (it must be a regular file or missing) and the link itself stays.
 from __future__ import annotations
 
 import os
-import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Callable, Iterator
 
 from lmxray.errors import LmxrayError
+from lmxray.special import special_kind
 
-_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-          (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"), (stat.S_ISLNK, "a symlink"))
-
-
-def special_kind(path) -> str | None:
-    """What ``path`` is when it exists and is not a regular file ("a FIFO (named pipe)", ...); else None."""
-    try:
-        mode = os.lstat(path).st_mode
-    except OSError:  # missing, or a parent that is not a folder: the write itself reports that
-        return None
-    return next((name for test, name in _KINDS if test(mode)), None if stat.S_ISREG(mode) else "not a regular file")
+__all__ = ["atomic_output", "atomic_write", "output_target", "replace_regular", "special_kind", "fsync_dir"]
 
 
 def output_target(path) -> Path:
@@ -81,7 +71,7 @@ TMP_PREFIX = ".tmp-"
 
 
 def atomic_write(path, write: Callable[[str], None]) -> None:
-    """Call ``write(temp_path)`` on a temporary file beside ``path``, fsync it, rename it into place, fsync the folder."""
+    """Call ``write(temp_path)`` on a temporary file beside ``path``, fsync it, rename it into place."""
     target = output_target(path)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=TMP_PREFIX + target.name + ".")
     os.close(fd)

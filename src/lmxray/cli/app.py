@@ -35,8 +35,23 @@ def _main():
     """An X-ray for causal language models."""
 
 
+SEED_MAX = 2**63 - 1  # torch seeds are 64-bit
+
+
+def check_seed(seed: int, twins: int = 0) -> None:
+    """Refuse a --seed (and the seeds SEED+1..SEED+twins of random-init twins) that torch cannot take."""
+    if twins > SEED_MAX:
+        raise LmxrayError(f"--baseline-seeds {twins} is more twins than there are seeds",
+                          "pass e.g. --baseline-seeds 3")
+    if not 0 <= seed <= SEED_MAX - twins:
+        raise LmxrayError(f"--seed {seed} is out of range" + (f" with {twins} twins after it" if twins else ""),
+                          f"pass a seed in 0..{SEED_MAX - twins}")
+
+
 def load_model(model: str, device: str, dtype: str, init: str, seed: int):
     from lmxray.models.loader import load
+
+    check_seed(seed)
 
     with err.status(f"loading {model}...") as status:
         def progress(message: str) -> None:

@@ -9,7 +9,7 @@ import typer
 
 from lmxray.cli.app import (DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, SeedOpt, app, load_model, out,
                             parse_expect)
-from lmxray.cli.files import TRACE_SUFFIXES, check_output, check_output_suffix
+from lmxray.cli.files import TRACE_SUFFIXES, check_input, check_output, check_output_suffix
 from lmxray.cli.plot import parse_indices
 from lmxray.errors import LmxrayError
 from lmxray.render import console as render_text
@@ -69,7 +69,7 @@ def compare(
     from lmxray.analysis.convergence import compare as compare_traces
     from lmxray.trace.reader import read_trace
 
-    ta, tb = read_trace(a), read_trace(b)
+    ta, tb = read_trace(check_input(a)), read_trace(check_input(b))
     rows = compare_traces(ta, tb)
     if as_json:
         out.print_json(data={"a": str(a), "b": str(b), "metrics": [

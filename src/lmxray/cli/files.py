@@ -7,6 +7,7 @@ from pathlib import Path
 
 from lmxray.atomic import atomic_output, output_target
 from lmxray.errors import LmxrayError
+from lmxray.special import device_kind
 
 TRACE_SUFFIXES = (".jsonl", ".json")
 # Suffixes of files that are plainly something else: an output named like one of these is a mistake.
@@ -43,17 +44,31 @@ def write_json(path: Path, data: dict) -> None:
         raise LmxrayError(f"cannot write {path}: {e.strerror or e}", "choose a writable output path") from None
 
 
-def is_trace_path(source: str) -> bool:
-    """A source names a trace file when it is an existing file or ends like one (a missing one is an error).
+def check_input(path: Path) -> Path:
+    """Refuse a trace input that is a device or socket (``/dev/zero`` would be read forever); a pipe is read."""
+    kind = device_kind(path)
+    if kind is not None:
+        raise LmxrayError(f"{path} is {kind}, not a trace file", "pass a trace file (.jsonl) written by `lmxray trace`")
+    return path
 
-    An existing folder is neither a trace nor a likely prompt: it is refused.
+
+def is_trace_path(source: str) -> bool:
+    """A source names a trace file when it is an existing file or pipe, or ends like one (a missing one is an error).
+
+    An existing folder or device is neither a trace nor a likely prompt: it is refused.
     """
+    if not source:  # Path("") is the current folder: say what is really wrong
+        raise LmxrayError("the prompt is empty", "pass some text to trace, or a trace file (.jsonl)")
     path = Path(source)
     if path.suffix.lower() in TRACE_SUFFIXES and "\n" not in source:
+        check_input(path)
         return True
     try:
         if path.is_dir():
             raise LmxrayError(f"{source} is a folder, not a trace file", "pass a trace file (.jsonl) or a prompt")
-        return path.is_file()
-    except OSError:  # a long prompt is not a valid path
+        if not path.exists():
+            return False
+    except (OSError, ValueError):  # a long prompt is not a valid path
         return False
+    check_input(path)
+    return True  # a regular file, or a pipe such as <(zcat t.jsonl.gz)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from lmxray.cli.app import DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, app, load_model, out
+from lmxray.cli.app import DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, app, check_seed, load_model, out
 from lmxray.cli.files import check_output, check_output_suffix, write_json
 from lmxray.cli.plot import LAYERS_HELP, parse_indices
 from lmxray.errors import LmxrayError
@@ -57,6 +57,7 @@ def heads(
         raise LmxrayError(f"--top must be at least 1, got {top}", "pass e.g. --top 5")
     if baseline == RANDOM_BASELINE and baseline_seeds < 1:
         raise LmxrayError(f"--baseline-seeds must be at least 1, got {baseline_seeds}", "pass e.g. --baseline-seeds 3")
+    check_seed(seed, baseline_seeds if baseline == RANDOM_BASELINE else 0)
     if out_path is not None:
         check_output_suffix(out_path, "JSON", (".json",))
     for path in (figure, out_path):

@@ -9,6 +9,7 @@ import typer
 
 from lmxray.cli.app import DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, SeedOpt, app, load_model, out
 from lmxray.cli.files import check_output, check_output_suffix, is_trace_path, write_json
+from lmxray.errors import LmxrayError
 
 
 @app.command()
@@ -66,6 +67,8 @@ def lens(
     from lmxray.render.probe_tables import print_lens
     from lmxray.trace.reader import read_trace
 
+    if top_k < 1:
+        raise LmxrayError(f"--top-k must be at least 1, got {top_k}", "pass --top-k 1 or more")
     if is_trace_path(source):
         trace, decode = read_trace(Path(source)), None
     else:

@@ -40,8 +40,8 @@ def parse_vmax(text: str) -> float | None:
         value = float(text)
     except ValueError:
         raise LmxrayError(f"--vmax {text!r} is not a number", "pass --vmax 1, --vmax 0.5 or --vmax auto") from None
-    if not value > 0:
-        raise LmxrayError(f"--vmax must be > 0, got {text}", "pass --vmax 1, --vmax 0.5 or --vmax auto")
+    if not 0 < value < float("inf"):
+        raise LmxrayError(f"--vmax must be a finite number > 0, got {text}", "pass --vmax 1, --vmax 0.5 or --vmax auto")
     return value
 
 
@@ -82,7 +82,9 @@ def plot(
     layer_list, head_list, top = parse_indices(layers, "--layers"), parse_indices(heads, "--heads"), parse_vmax(vmax)
     if heads is not None and not maps:
         raise LmxrayError("--heads picks panels of the map grid", "add --maps, or leave out --heads")
-    trace = read_trace(trace_path)
+    from lmxray.cli.files import check_input
+
+    trace = read_trace(check_input(trace_path))
     if maps:
         _save_maps(trace, None, layer_list, head_list, top, out_path, as_json)
     else:

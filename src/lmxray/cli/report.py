@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from lmxray.cli.app import (DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, TwinSeedOpt, app, load_model,
-                            out, parse_expect)
+from lmxray.cli.app import (DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, TwinSeedOpt, app, check_seed,
+                            load_model, out, parse_expect)
 from lmxray.cli.files import check_output, check_output_suffix, is_trace_path
 from lmxray.cli.plot import HEADS_HELP, LAYERS_HELP, parse_indices
 from lmxray.errors import LmxrayError
@@ -43,12 +43,18 @@ def report(
         raise LmxrayError(f"--figure-format {figure_format!r} is not png or svg", "pass --figure-format png or svg")
     if baseline_seeds < 1:
         raise LmxrayError(f"--baseline-seeds must be at least 1, got {baseline_seeds}", "pass --baseline-seeds 3")
+    check_seed(seed, baseline_seeds if head_scores else 0)
     map_layers, map_heads = parse_indices(layers, "--layers"), parse_indices(heads, "--heads")
     expected = parse_expect(expect)
     from_file = is_trace_path(source)
     if from_file and (twin or head_scores):
         raise LmxrayError("--twin and --head-scores run a model, which a trace file does not carry",
                           "pass the prompt instead of the trace file")
+    if from_file and (position != -1 or top_k != 5):
+        option = "--position" if position != -1 else "--top-k"
+        raise LmxrayError(f"{option} is used when tracing a prompt; a trace file keeps the position and "
+                          "candidates it was traced with",
+                          "pass the prompt instead of the trace file, or leave the option out")
     if from_file and expect is not None:
         raise LmxrayError("--expect is used when tracing a prompt; a trace file keeps the expected attention it was "
                           "traced with", "pass the prompt instead of the trace file, or leave out --expect")

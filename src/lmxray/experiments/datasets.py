@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lmxray.errors import LmxrayError
+from lmxray.special import device_kind
 
 DATA_DIR = Path(__file__).parent / "data"
 SHIPPED_PAIRS = DATA_DIR / "pairs.jsonl"
@@ -135,6 +136,9 @@ def _positions(where: str, value) -> tuple[int, ...] | None:
 def read_corpus(name: str, path: str | Path) -> list[Sample]:
     """A directory of text files (one sample each), a .txt of blank-line separated samples, or JSONL with ``text``."""
     path = Path(path)
+    if device_kind(path) is not None:
+        raise LmxrayError(f"corpus '{name}': {path} is {device_kind(path)}, not a text file",
+                          "pass a directory of text files, a .txt or a .jsonl file")
     if path.is_dir():
         samples = [Sample(f"{name}:{i}", text, str(f)) for i, (f, text) in enumerate(_dir_texts(path))]
     elif path.suffix.lower() == ".txt":
@@ -192,6 +196,9 @@ def _jsonl_texts(path: Path):
 
 
 def _read_text(path: Path) -> str:
+    kind = device_kind(path)
+    if kind is not None:  # /dev/zero would be read forever
+        raise LmxrayError(f"{path} is {kind}, not a text file", "pass a file")
     try:
         return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:

@@ -1,4 +1,4 @@
-"""An exclusive lock on a run folder: ``fcntl.flock`` on a file inside it, so the kernel frees it when the holder dies."""
+"""An exclusive lock on a run folder: ``flock`` on a file inside it, so the kernel frees it when the holder dies."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import fcntl
 import os
 from pathlib import Path
 
-from lmxray.atomic import special_kind
 from lmxray.errors import LmxrayError
+from lmxray.special import special_kind
 
 LOCK_NAME = ".lmxray.lock"  # holds the pid of the run that has the folder
 

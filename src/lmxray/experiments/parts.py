@@ -7,8 +7,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lmxray.atomic import special_kind
 from lmxray.errors import LmxrayError
+from lmxray.special import special_kind
 
 _SHOWN = 4  # parts named in a duplicate-id error before "and N more"
 

@@ -9,6 +9,7 @@ never repeats or drops a row. One run at a time holds a folder (see folder_lock)
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -16,10 +17,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lmxray.atomic import TMP_PREFIX as _TMP_PREFIX
-from lmxray.atomic import atomic_write, special_kind
+from lmxray.atomic import atomic_write
 from lmxray.errors import LmxrayError
 from lmxray.experiments.folder_lock import LOCK_NAME, FolderLock
 from lmxray.experiments.parts import read_ids, read_parts
+from lmxray.special import special_kind
 
 __all__ = ["RunStore", "atomic_write", "write_tables", "read_summary", "MANIFEST", "SUMMARY_JSON"]
 
@@ -76,7 +78,8 @@ class RunStore:
         Writes nothing, so it can run before the model loads.
         """
         if self.folder.exists() and not self.folder.is_dir():
-            raise LmxrayError(f"{self.folder} is {special_kind(self.folder) or 'a file'}, not a run folder",
+            kind = special_kind(os.path.realpath(self.folder)) or "a file"
+            raise LmxrayError(f"{self.folder} is {kind}, not a run folder",
                               "pass a new or existing run folder to --out")
         manifest = self._manifest()
         if manifest is None:
@@ -152,7 +155,8 @@ def read_summary(folder: str | Path, command: str) -> dict:
     """The summary a finished ``lmxray COMMAND`` run wrote (for ``--summary RUN``)."""
     path = Path(folder) / SUMMARY_JSON
     if not Path(folder).is_dir():
-        what = f"is {special_kind(folder) or 'a file'}, not a run folder" if Path(folder).exists() else "does not exist"
+        kind = special_kind(os.path.realpath(folder)) or "a file"
+        what = f"is {kind}, not a run folder" if Path(folder).exists() else "does not exist"
         raise LmxrayError(f"--summary {folder} {what}", f"pass the --out folder of an `lmxray {command}` run")
     if path.exists() and not path.is_file():  # a FIFO would block the read forever
         raise LmxrayError(f"{path} is {special_kind(path) or 'not a regular file'}",

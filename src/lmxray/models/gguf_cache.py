@@ -20,6 +20,7 @@ from typing import Callable
 
 from lmxray.atomic import replace_regular
 from lmxray.errors import LmxrayError
+from lmxray.special import special_kind
 
 MARKER = ".lmxray-complete"  # written last, inside the temp dir, before the rename
 FORMAT = 1  # bump to invalidate conversions made by an older converter
@@ -96,6 +97,9 @@ def gguf_sha256(path: str | os.PathLike) -> str:
 def check_gguf(path: str | os.PathLike) -> None:
     """Raise LmxrayError unless ``path`` is a readable, complete GGUF file."""
     p = Path(path)
+    if p.exists() and not p.is_file():
+        raise LmxrayError(f"{p} is {special_kind(os.path.realpath(p)) or 'not a regular file'}, not a model file",
+                          "pass a .gguf file, an HF model directory or a hub id")
     if not p.is_file():
         raise LmxrayError(f"model file not found: {p}", "check the path")
     with open(p, "rb") as f:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
 from typing import Callable
 
@@ -113,12 +114,16 @@ def pick_device(device: str) -> torch.device:
     """``auto`` picks CUDA when present; asking for CUDA without one is a user error."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise LmxrayError("CUDA was asked for but no CUDA device is available", "use --device cpu or --device auto")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise LmxrayError(f"unknown device '{device}'", "use auto, cpu or cuda[:N]") from None
+    if device != "cpu" and not re.fullmatch(r"cuda(:\d+)?", device):  # mps, meta, xla...: not supported
+        raise LmxrayError(f"unknown device '{device}'", "use auto, cpu or cuda[:N]")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise LmxrayError("CUDA was asked for but no CUDA device is available", "use --device cpu or --device auto")
+        n = torch.cuda.device_count()
+        if int(device.partition(":")[2] or 0) >= n:
+            raise LmxrayError(f"there is no {device}: this machine has {n} CUDA device{'s' if n > 1 else ''}",
+                              f"use cuda:0..cuda:{n - 1} or --device auto")
+    return torch.device(device)
 
 
 def pick_dtype(dtype: str, device: torch.device) -> torch.dtype:

@@ -109,7 +109,8 @@ def logit_trace(model, prompt: str, steps: int = 8, top_k: int = 5, temperature:
 
 
 def _sample(logits: torch.Tensor, temperature: float, generator: torch.Generator) -> int:
-    probs = torch.softmax(logits / temperature, dim=-1)
+    # shifted so the largest is 0: a tiny temperature gives a one-hot distribution, not inf / inf = nan
+    probs = torch.softmax((logits.double() - logits.max()) / temperature, dim=-1)
     return int(torch.multinomial(probs, 1, generator=generator))
 
 

@@ -31,6 +31,7 @@ def print_flow(out: Console, flow: Flow, top: int, path: Path | None) -> None:
     table = Table(title=f"sources of the residual at position {p}: share of the total (attention / MLP share)",
                   title_justify="left")
     table.add_column("layer", justify="right")
+    top = min(top, len(keep))  # no empty columns (and no endless loop for a huge --top-k)
     for i in range(top):
         table.add_column(f"#{i + 1}")
     for layer in range(shares["total"].shape[0]):
