@@ -11,10 +11,9 @@ import torch
 
 from lmxray.capture.plan import CapturePlan
 from lmxray.errors import LmxrayError
-from lmxray.trace.types import PER_HEAD_COMPONENTS
+from lmxray.trace.fields import field_bytes
 
 HEADROOM = 0.9  # use at most this share of the memory that is free
-FP32 = 4
 
 
 class CaptureTooBig(LmxrayError):
@@ -23,30 +22,32 @@ class CaptureTooBig(LmxrayError):
 
 def buffer_bytes(config, plan: CapturePlan, *, batch: int, seq_len: int, kept_rows: int, n_layers: int,
                  n_heads_kept: int, lens_itemsize: int) -> dict[str, int]:
-    """Bytes of each recorder buffer for one forward pass (what ``Recorder`` allocates), by readable name."""
+    """Bytes of each recorder buffer for one forward pass (what ``Recorder`` allocates), by readable name.
+
+    The buffers are the trace's fields with a batch axis in front, so their sizes come from the
+    field table (``trace.fields.field_bytes``); only the lens residuals are not a trace field.
+    """
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     d_model = text.hidden_size
     n_heads = text.num_attention_heads
     n_kv = getattr(text, "num_key_value_heads", None) or n_heads
     d_head = getattr(text, "head_dim", None) or d_model // n_heads
     d_mlp = getattr(text, "intermediate_size", None) or getattr(text, "n_inner", None) or 4 * d_model
-    maps = batch * n_layers * kept_rows * seq_len * FP32
-    parts = {
-        "attention maps": maps if plan.attention else 0,
-        "per-head attention maps": maps * n_heads_kept if plan.per_head else 0,
-        "row entropy": batch * n_layers * n_heads * kept_rows * FP32 if plan.row_stats else 0,
+    kept = (lambda width: width) if plan.n_values is None else (lambda width: min(plan.n_values, width))
+    sizes = {"layer": n_layers, "embedding_layer": 1, "q_pos": kept_rows, "k_pos": seq_len, "pos": seq_len,
+             "head": n_heads_kept, "model_head": n_heads, "kv_head": n_kv, "model_values": kept(d_model),
+             "head_values": kept(d_head), "mlp_values": kept(d_mlp)}
+    wanted = [name for name, on in (("attention", plan.attention), ("attention_heads", plan.per_head),
+                                    ("entropy", plan.row_stats)) if on]
+    wanted += [f"components.{c}.{part}" for c in plan.components for part in ("norm", "values")]
+    fields = {name: batch * n for name, n in field_bytes(sizes, wanted).items()}
+    return {
+        "attention maps": fields.get("attention", 0),
+        "per-head attention maps": fields.get("attention_heads", 0),
+        "row entropy": fields.get("entropy", 0),
         "logit-lens residuals": batch * n_layers * seq_len * d_model * lens_itemsize if plan.lens else 0,
+        "component summaries": sum(n for name, n in fields.items() if name.startswith("components.")),
     }
-    widths = {"query": (n_heads, d_head), "key": (n_kv, d_head), "value": (n_kv, d_head), "mlp_hidden": (1, d_mlp)}
-    summaries = 0
-    for name in plan.components:
-        layers = 1 if name == "input_embedding" else n_layers
-        heads, width = widths.get(name, (1, d_model))
-        kept = width if plan.n_values is None else min(plan.n_values, width)
-        vectors = batch * layers * seq_len * (heads if name in PER_HEAD_COMPONENTS else 1)
-        summaries += vectors * (1 + kept) * FP32  # the norm and the kept values
-    parts["component summaries"] = summaries
-    return parts
 
 
 def free_bytes(device: torch.device) -> tuple[int | None, int | None]:
