@@ -233,3 +233,16 @@ def test_truncated_and_foreign_bytes_are_one_line_errors(tmp_path, cut):
     with pytest.raises(LmxrayError, match="safetensors") as err:
         read_trace(path)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".safetensors"])
+def test_legacy_traces_are_read_but_not_rewritten(tmp_path, suffix):
+    from test_trace_io import seed_fixture_lines
+
+    src = tmp_path / "legacy.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in seed_fixture_lines()))
+    legacy = read_trace(src)
+    legacy.top_k[0].token_id = -1
+    with pytest.raises(LmxrayError, match="prediction is unknown"):
+        legacy.save(tmp_path / f"out{suffix}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["legacy.jsonl"]

@@ -48,13 +48,10 @@ def _tensors(trace: Trace):
 def write_dense(trace: Trace, path) -> None:
     """Write ``trace`` as .safetensors, atomically; arrays stored in their field's dtype, the meta in the header."""
     path = Path(path)
+    meta = meta_record(trace, "safetensors")
     problem = check_shapes(array_shapes(trace), trace_sizes(trace))
     if problem:
         raise LmxrayError(f"cannot write {path}: {problem}", "keep every array in step with the trace's meta sizes")
-    if any(s.token_id < 0 or not math.isfinite(s.prob) for s in trace.top_k):
-        raise LmxrayError(f"cannot write {path}: the trace has no known prediction (a legacy file?)",
-                          "legacy rocmforge files can be read but not rewritten; trace the prompt with lmxray")
-    meta = meta_record(trace, "safetensors")
     header, offset = {}, 0
     for name, f, a, li in _tensors(trace):
         shape = list(np.shape(a)[1:] if li is not None else np.shape(a))

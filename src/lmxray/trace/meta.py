@@ -150,6 +150,9 @@ def meta_record(trace: Trace, fmt: str, **extra) -> dict:
     m = trace.model
     if not trace.top_k:
         raise LmxrayError("cannot write a trace without top_k predictions", "trace the prompt again")
+    if any(s.token_id < 0 or not math.isfinite(s.prob) for s in trace.top_k):
+        raise LmxrayError("cannot write a trace whose prediction is unknown (a legacy rocmforge file?)",
+                          "legacy files can be read but not rewritten; trace the prompt with lmxray")
     values = {
         "record": "meta", "schema": SCHEMA,
         "model": {f.name: (int(v) if f.type == "int" else v)
