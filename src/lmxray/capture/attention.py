@@ -47,7 +47,7 @@ def capture_attention(module, query, key, value, attention_mask, scaling=None, s
         output, _ = sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, **kwargs)
         if recorder is not None:  # only the query rows the plan keeps
             chunk = rows_per_chunk(query, key, recorder.plan.chunk_bytes)
-            for part in iter_probabilities(query, key, attention_mask, scaling, None, chunk, recorder.rows_needed):
+            for part in iter_probabilities(query, key, attention_mask, scaling, None, chunk, recorder.rows_index):
                 recorder.on_probabilities(module, part.start, part.probs, query_rows=False, first_key=part.first_key)
     else:
         output = _one_pass(module, query, key, value, attention_mask, scaling, softcap, recorder)
@@ -93,7 +93,7 @@ class Chunk:
 def iter_probabilities(query, key, attention_mask, scaling, softcap, rows_per_chunk, row_index=None):
     """Yield a ``Chunk`` of fp32 probabilities per block of query rows.
 
-    ``row_index`` (sorted numpy array) limits the work to those query rows; None means all. Then keys
+    ``row_index`` (sorted, on the device) limits the work to those query rows; None means all. Then keys
     that every row of a chunk masks (the causal future, outside a sliding window) are skipped.
     GQA is handled by grouping query heads per KV head (no repeated keys in memory); fully
     masked rows (left padding) come out as zeros, not NaN.
@@ -101,14 +101,14 @@ def iter_probabilities(query, key, attention_mask, scaling, softcap, rows_per_ch
     batch, n_heads, q_len, d_head = query.shape
     n_kv, k_len = key.shape[1], key.shape[2]
     group = n_heads // n_kv
-    n_rows = q_len if row_index is None else len(row_index)
-    index = None if row_index is None else torch.as_tensor(row_index, device=query.device)
+    n_rows = q_len if row_index is None else row_index.numel()
     for start in range(0, n_rows, rows_per_chunk):
         stop = min(start + rows_per_chunk, n_rows)
-        rows = torch.arange(start, stop, device=query.device) if index is None else index[start:stop]
+        rows = torch.arange(start, stop, device=query.device) if row_index is None else row_index[start:stop]
         blocked = _blocked(attention_mask, rows, q_len, k_len, query.device)
-        lo, hi = (0, k_len) if index is not None else _key_range(blocked, stop, q_len, k_len, attention_mask is None)
-        q = query[:, :, start:stop] if index is None else query.index_select(2, rows)
+        causal = attention_mask is None
+        lo, hi = (0, k_len) if row_index is not None else _key_range(blocked, stop, q_len, k_len, causal)
+        q = query[:, :, start:stop] if row_index is None else query.index_select(2, rows)
         q = q.float().mul(scaling).reshape(batch, n_kv, group * (stop - start), d_head)
         k = key[:, :, lo:hi].float().transpose(-1, -2)  # [batch, kv_head, d_head, keys]
         scores = torch.matmul(q, k).view(batch, n_heads, stop - start, hi - lo)

@@ -38,6 +38,7 @@ class Recorder:
         self._kept = kept
         needed = None if self.dense else np.unique(kept[kept >= 0])  # sorted padded rows any prompt keeps
         self.rows_needed = needed
+        self.rows_index = None if needed is None else torch.as_tensor(needed, device=device)  # copied once per batch
         self._targets: dict[tuple[int, int, bool], tuple[torch.Tensor, ...] | None] = {}
         blocks = get_path(hf_model, spec.layers)
         self.blocks = [blocks[i] for i in layers]
