@@ -246,3 +246,22 @@ def test_legacy_traces_are_read_but_not_rewritten(tmp_path, suffix):
     with pytest.raises(LmxrayError, match="prediction is unknown"):
         legacy.save(tmp_path / f"out{suffix}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["legacy.jsonl"]
+
+
+def test_trace_command_writes_safetensors_that_equal_the_model_trace(tmp_path, tiny_dir, capsys):
+    """`lmxray trace --out x.safetensors` then read_trace: every array equals Model.trace's, bit for bit."""
+    import lmxray
+
+    out = tmp_path / "t.safetensors"
+    assert main(["trace", "hello world again", "--model", str(tiny_dir), "--per-head", "--out", str(out)]) == 0
+    capsys.readouterr()
+    direct = lmxray.load(str(tiny_dir)).trace("hello world again", plan=CapturePlan(per_head=True))
+    back = read_trace(out)
+    for field in ARRAYS:
+        a, b = get_array(direct, field.name), get_array(back, field.name)
+        assert (a is None) == (b is None), field.name
+        if a is not None:
+            assert np.array_equal(a, b, equal_nan=True), f"{field.name} differs after the CLI's .safetensors"
+    assert main(["trace", "hi", "--model", str(tiny_dir), "--out", str(tmp_path / "f.safetensors")]) == 0
+    assert main(["flow", "hi", "--model", str(tiny_dir), "--out", str(tmp_path / "f.safetensors")]) == 2
+    assert "JSONL trace with flow records" in capsys.readouterr().err

@@ -21,7 +21,7 @@ def trace(
     model: ModelOpt = DEFAULT_MODEL,
     expect: Optional[str] = typer.Option(None, "--expect", help='Expected attention as JSON: {"-1": [0, 4, 5]} (query -> key positions).'),
     position: int = typer.Option(-1, "--position", "-p", help="Prediction position (negative counts from the end)."),
-    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the JSONL trace here."),
+    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the trace here: .jsonl (exchange) or .safetensors (dense, fast)."),
     per_head: bool = typer.Option(False, "--per-head", help="Also keep (and write) per-head attention."),
     layers: Optional[str] = typer.Option(None, "--layers", help="Capture only these layers, comma-separated (negative count from the end), e.g. 0,15,-1."),
     heads: Optional[str] = typer.Option(None, "--heads", help="With --per-head: keep only these heads, e.g. 0,4,8."),
@@ -40,7 +40,7 @@ def trace(
 
     expected = parse_expect(expect)
     if out_path is not None:
-        check_output_suffix(out_path, "a JSONL trace", TRACE_SUFFIXES)
+        check_output_suffix(out_path, "a trace (.jsonl or .safetensors)", TRACE_SUFFIXES)
         target = check_output(out_path)
     if heads is not None and not per_head:
         raise LmxrayError("--heads chooses among per-head maps", "add --per-head, or drop --heads")

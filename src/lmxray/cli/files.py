@@ -9,7 +9,8 @@ from lmxray.atomic import atomic_output, output_target
 from lmxray.errors import LmxrayError
 from lmxray.special import device_kind
 
-TRACE_SUFFIXES = (".jsonl", ".json")
+JSONL_SUFFIXES = (".jsonl", ".json")
+TRACE_SUFFIXES = JSONL_SUFFIXES + (".safetensors",)  # JSONL for exchange, .safetensors dense and fast
 # Suffixes of files that are plainly something else: an output named like one of these is a mistake.
 _KNOWN_SUFFIXES = frozenset({".jsonl", ".json", ".png", ".svg", ".pdf", ".jpg", ".jpeg", ".html", ".htm", ".csv",
                              ".gguf", ".safetensors"})

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from lmxray.cli.app import DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, SeedOpt, app, load_model, out
-from lmxray.cli.files import TRACE_SUFFIXES, check_output, check_output_suffix
+from lmxray.cli.files import JSONL_SUFFIXES, check_output, check_output_suffix
 
 
 @app.command()
@@ -37,7 +37,7 @@ def flow(
     if group is not None and not group.strip():
         raise LmxrayError("--group is empty", 'pass --group words or token ranges like "0-2,3"')
     if out_path is not None:
-        check_output_suffix(out_path, "a JSONL trace", TRACE_SUFFIXES)
+        check_output_suffix(out_path, "a JSONL trace with flow records", JSONL_SUFFIXES)
         target = check_output(out_path)
     loaded = load_model(model, device, dtype, init, seed)
     result = run_flow(loaded, prompt, position=position, tokens=tuple(token or ()), groups=group)
