@@ -121,6 +121,12 @@ def test_a_tiny_temperature_samples_the_top_token(capsys, tiny_dir):
     assert all(s["chosen_id"] == s["candidates"][0]["token_id"] for s in steps), "T -> 0 must be greedy"
 
 
+@pytest.mark.parametrize("repeats", ["100000000", BIG])
+def test_heads_refuses_a_probe_set_that_cannot_fit_before_building_it(capsys, tiny_dir, repeats):
+    assert_user_error(capsys, ["heads", "--model", tiny_dir, "--repeats", repeats, "--baseline", "none"],
+                      f"--repeats {repeats}", "GiB")
+
+
 def test_a_huge_flow_top_k_shows_every_source(capsys, tiny_dir):
     code, stdout, err = run(capsys, "flow", "hi", "--model", tiny_dir, "--top-k", BIG)
     assert code == 0 and "sources of the residual" in stdout, err
