@@ -162,3 +162,18 @@ def test_a_regular_file_is_still_replaced(tmp_path):
     with atomic_output(target) as f:
         f.write("new")
     assert target.read_text() == "new" and os.lstat(target).st_mode & 0o777 == 0o644
+
+
+def test_convert_refuses_a_fifo_or_device_output(capsys, tmp_path, trace_file):
+    fifo = tmp_path / "t.safetensors"
+    os.mkfifo(fifo)
+    assert_user_error(capsys, ["convert", trace_file, fifo], "fifo")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    node = tmp_path / "dev.safetensors"
+    try:
+        os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    except PermissionError:
+        return
+    before = node_id(node)
+    assert_user_error(capsys, ["convert", trace_file, node], "character device")
+    assert node_id(node) == before
