@@ -27,6 +27,7 @@ def test_python_tour_runs_and_its_quoted_values_hold(tmp_path, monkeypatch):
 
     assert (trace.predicted_text, round(trace.confidence, 4)) == (" Paris", 0.7725), "README: ' Paris' 0.7725"
     assert trace.attention.shape == (30, 5, 5), "README: attention shape (30, 5, 5)"
+    assert space["lmxray"].open_trace("france.safetensors").layer_map(29).shape == (5, 5), "README: (5, 5)"
     assert space["f"].max_error <= 1e-4, "README: the flow's measured error"
     assert abs(sum(space["f"].logits[0].contributions) - space["f"].logits[0].logit) <= 1e-3, \
         "README: the direct logit attribution sums to the logit"
