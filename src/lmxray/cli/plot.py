@@ -41,7 +41,7 @@ def parse_vmax(text: str) -> float | None:
     except ValueError:
         raise LmxrayError(f"--vmax {text!r} is not a number", "pass --vmax 1, --vmax 0.5 or --vmax auto") from None
     if not 0 < value < float("inf"):
-        raise LmxrayError(f"--vmax must be a finite number > 0, got {text}", "pass --vmax 1, --vmax 0.5 or --vmax auto")
+        raise LmxrayError(f"--vmax must be > 0 and finite, got {text}", "pass --vmax 1, --vmax 0.5 or --vmax auto")
     return value
 
 
