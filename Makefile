@@ -27,8 +27,8 @@ dev: $(VENV)/.dev
 
 demo: setup
 	@mkdir -p $(OUT)
-	$(VENV)/bin/lmxray trace "The capital of France is Paris. Paris is a" --expect '{"-1": [0, 4, 5]}' --out $(OUT)/paris.jsonl
-	$(VENV)/bin/lmxray trace "The capital of Myanmar is" --expect '{"-1": [0, 1, 3, 4]}' --out $(OUT)/myanmar.jsonl
+	$(VENV)/bin/lmxray trace "The capital of France is Paris. Paris is a" --expect-tokens "<first>, Paris, is" --out $(OUT)/paris.jsonl
+	$(VENV)/bin/lmxray trace "The capital of Myanmar is" --expect-tokens "<first>, The, capital, of" --out $(OUT)/myanmar.jsonl
 	$(VENV)/bin/lmxray compare $(OUT)/paris.jsonl $(OUT)/myanmar.jsonl
 
 test: dev

@@ -96,9 +96,10 @@ def test_random_twin_has_fresh_weights(smollm2):
 
 def test_demo_flow_through_the_cli(capsys, tmp_path):
     paris, myanmar = tmp_path / "paris.jsonl", tmp_path / "myanmar.jsonl"
-    assert main(["trace", "The capital of France is Paris. Paris is a", "--expect", '{"-1": [0, 4, 5]}',
+    assert main(["trace", "The capital of France is Paris. Paris is a", "--expect-tokens", "<first>, Paris, is",
                  "--out", str(paris)]) == 0
-    assert main(["trace", "The capital of Myanmar is", "--expect", '{"-1": [0, 1, 3, 4]}', "--out", str(myanmar)]) == 0
+    assert main(["trace", "The capital of Myanmar is", "--expect-tokens", "<first>, The, capital, of",
+                 "--out", str(myanmar)]) == 0
     capsys.readouterr()
     assert main(["compare", str(paris), str(myanmar), "--json"]) == 0
     import json
@@ -106,4 +107,4 @@ def test_demo_flow_through_the_cli(capsys, tmp_path):
     metrics = {m["metric"]: (m["a"], m["b"]) for m in json.loads(capsys.readouterr().out)["metrics"]}
     assert metrics["prediction"][1] == " Yang"
     reread = lmxray.read_trace(myanmar)
-    assert reread.predicted_text == " Yang" and reread.expected_attention == {4: [0, 1, 3, 4]}
+    assert reread.predicted_text == " Yang" and reread.expected_attention == {4: [0, 1, 2]}

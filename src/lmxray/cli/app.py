@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -26,6 +26,10 @@ DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda[:N].
 DtypeOpt = Annotated[str, typer.Option("--dtype", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16.")]
 InitOpt = Annotated[str, typer.Option("--init", help="pretrained, or random for the random-init twin.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for --init random.")]
+ExpectTokensOpt = Annotated[Optional[str], typer.Option(
+    "--expect-tokens", help='Expected attention at the prediction position, named by prompt text and resolved through '
+    'the tokenizer: "<first>, capital, Myanmar" (comma-separated words; WORD#2 for the 2nd occurrence; <first> is '
+    'position 0).')]
 # --seed of the commands with a --twin (plot's maps, report), which also seeds that twin.
 TwinSeedOpt = Annotated[int, typer.Option("--seed", help="Seed for --init random and for the twin of --twin.")]
 
@@ -72,3 +76,21 @@ def parse_expect(text: str | None) -> dict:
     if not isinstance(value, dict):
         raise LmxrayError("--expect must be a JSON object", 'write it like \'{"-1": [0, 4, 5]}\'')
     return value
+
+
+def check_expect_tokens(text: str | None) -> None:
+    """Refuse a malformed ``--expect-tokens`` before any model is loaded."""
+    if text is not None:
+        from lmxray.models.expect_tokens import parse_items
+
+        parse_items(text)
+
+
+def with_expect_tokens(model, prompt: str, expected: dict, text: str | None, position: int) -> dict:
+    """``--expect`` joined with ``--expect-tokens`` resolved on ``model``'s tokens of ``prompt``."""
+    if text is None:
+        return expected
+    from lmxray.models.expect_tokens import expect_from_tokens, merge_expected
+
+    extra = expect_from_tokens(model, prompt, text, position)
+    return merge_expected(expected, extra, len(model.encode(prompt)))

@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from lmxray.cli.app import (DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, SeedOpt, app, load_model, out,
-                            parse_expect)
+from lmxray.cli.app import (DEFAULT_MODEL, DeviceOpt, DtypeOpt, ExpectTokensOpt, InitOpt, ModelOpt, SeedOpt, app,
+                            check_expect_tokens, load_model, out, parse_expect, with_expect_tokens)
 from lmxray.cli.files import TRACE_SUFFIXES, check_input, check_output, check_output_suffix
 from lmxray.cli.plot import parse_indices
 from lmxray.errors import LmxrayError
@@ -20,6 +20,7 @@ def trace(
     prompt: str = typer.Argument(..., help="The text to run through the model."),
     model: ModelOpt = DEFAULT_MODEL,
     expect: Optional[str] = typer.Option(None, "--expect", help='Expected attention as JSON: {"-1": [0, 4, 5]} (query -> key positions).'),
+    expect_tokens: ExpectTokensOpt = None,
     position: int = typer.Option(-1, "--position", "-p", help="Prediction position (negative counts from the end)."),
     out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the trace here: .jsonl (exchange) or .safetensors (dense, fast)."),
     per_head: bool = typer.Option(False, "--per-head", help="Also keep (and write) per-head attention."),
@@ -39,6 +40,7 @@ def trace(
     from lmxray.capture.plan import CapturePlan
 
     expected = parse_expect(expect)
+    check_expect_tokens(expect_tokens)
     if out_path is not None:
         check_output_suffix(out_path, "a trace (.jsonl or .safetensors)", TRACE_SUFFIXES)
         target = check_output(out_path)
@@ -49,6 +51,7 @@ def trace(
                        layers=None if layer_list is None else tuple(layer_list),
                        heads=None if head_list is None else tuple(head_list))
     loaded = load_model(model, device, dtype, init, seed)
+    expected = with_expect_tokens(loaded, prompt, expected, expect_tokens, position)
     result = loaded.trace(prompt, plan=plan, position=position, expect=expected)
     rows, summary = convergence(result), summarize(result)
     if out_path is not None:
@@ -63,19 +66,25 @@ def trace(
 def compare(
     a: Path = typer.Argument(..., help="First trace (e.g. the correct prediction)."),
     b: Path = typer.Argument(..., help="Second trace (e.g. the wrong prediction)."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    align: str = typer.Option("start", "--align", help="Per-layer JS over key positions of different counts: start "
+                              "(position 0 with 0) or end (the prediction positions together)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ):
-    """Compare two traces side by side: sink mass, active and unexpected positions, entropy, confidence."""
-    from lmxray.analysis.convergence import compare as compare_traces
+    """Compare two traces: summed and length-normalised metrics, then per layer JS divergence and first-position share."""
+    from lmxray.analysis.convergence import compare as compare_traces, compare_layers, length_warning
+    from lmxray.cli.app import err
     from lmxray.trace.reader import read_trace
 
+    if align not in ("start", "end"):
+        raise LmxrayError(f"--align {align!r} is not start or end", "pass --align start or --align end")
     ta, tb = read_trace(check_input(a)), read_trace(check_input(b))
-    rows = compare_traces(ta, tb)
+    rows, layers, warning = compare_traces(ta, tb), compare_layers(ta, tb, align), length_warning(ta, tb)
+    if warning is not None:
+        err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     if as_json:
-        out.print_json(data={"a": str(a), "b": str(b), "metrics": [
-            {"metric": m, "a": va, "b": vb} for m, va, vb in rows]})
+        out.print_json(data=render_text.compare_json(str(a), str(b), rows, layers, align, warning))
     else:
-        render_text.print_compare(out, str(a), str(b), ta, tb, rows)
+        render_text.print_compare(out, str(a), str(b), ta, tb, rows, layers, align)
 
 
 @app.command()

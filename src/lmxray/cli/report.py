@@ -7,8 +7,8 @@ from typing import Optional
 
 import typer
 
-from lmxray.cli.app import (DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, TwinSeedOpt, app, check_seed,
-                            load_model, out, parse_expect)
+from lmxray.cli.app import (DEFAULT_MODEL, DeviceOpt, DtypeOpt, ExpectTokensOpt, InitOpt, ModelOpt, TwinSeedOpt, app,
+                            check_expect_tokens, check_seed, load_model, out, parse_expect, with_expect_tokens)
 from lmxray.cli.files import check_output, check_output_suffix, is_trace_path
 from lmxray.cli.plot import HEADS_HELP, LAYERS_HELP, parse_indices
 from lmxray.errors import LmxrayError
@@ -20,6 +20,7 @@ def report(
     out_path: Path = typer.Option(Path("report.html"), "--out", "-o", help="The HTML file to write."),
     model: ModelOpt = DEFAULT_MODEL,
     expect: Optional[str] = typer.Option(None, "--expect", help='Expected attention as JSON: {"-1": [0, 4, 5]} (query -> key positions).'),
+    expect_tokens: ExpectTokensOpt = None,
     position: int = typer.Option(-1, "--position", "-p", help="Prediction position (negative counts from the end)."),
     top_k: int = typer.Option(5, "--top-k", "-k", help="Candidates to show (and lens tokens per layer)."),
     layers: Optional[str] = typer.Option(None, "--layers", help="Rows of the map grid. " + LAYERS_HELP),
@@ -46,6 +47,7 @@ def report(
     check_seed(seed, baseline_seeds if head_scores else 0)
     map_layers, map_heads = parse_indices(layers, "--layers"), parse_indices(heads, "--heads")
     expected = parse_expect(expect)
+    check_expect_tokens(expect_tokens)
     from_file = is_trace_path(source)
     if from_file and (twin or head_scores):
         raise LmxrayError("--twin and --head-scores run a model, which a trace file does not carry",
@@ -55,16 +57,17 @@ def report(
         raise LmxrayError(f"{option} is used when tracing a prompt; a trace file keeps the position and "
                           "candidates it was traced with",
                           "pass the prompt instead of the trace file, or leave the option out")
-    if from_file and expect is not None:
-        raise LmxrayError("--expect is used when tracing a prompt; a trace file keeps the expected attention it was "
-                          "traced with", "pass the prompt instead of the trace file, or leave out --expect")
+    if from_file and (expect is not None or expect_tokens is not None):
+        option = "--expect" if expect is not None else "--expect-tokens"
+        raise LmxrayError(f"{option} is used when tracing a prompt; a trace file keeps the expected attention it was "
+                          "traced with", f"pass the prompt instead of the trace file, or leave out {option}")
     if from_file:
         from lmxray.trace.reader import read_trace
 
         trace, twin_trace, scores, decode = read_trace(source), None, None, None
     else:
         trace, twin_trace, scores, decode = _run_model(
-            source, model, expected, position, top_k, map_layers, map_heads, twin, head_scores, baseline_seeds,
+            source, model, (expected, expect_tokens), position, top_k, map_layers, map_heads, twin, head_scores, baseline_seeds,
             device, dtype, init, seed)
     html_text = build_report(trace, decode=decode, map_layers=map_layers, map_heads=map_heads, twin=twin_trace,
                              head_scores=scores, figure_format=figure_format)
@@ -83,6 +86,7 @@ def _run_model(prompt, model, expected, position, top_k, map_layers, map_heads, 
     from lmxray.capture.plan import CapturePlan
 
     loaded = load_model(model, device, dtype, init, seed)
+    expected = with_expect_tokens(loaded, prompt, expected[0], expected[1], position)
     plan = CapturePlan(per_head=True, top_k=top_k)
     trace = loaded.trace(prompt, plan=plan, position=position, expect=expected)
     twin_trace = scores = None

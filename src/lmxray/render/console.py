@@ -62,6 +62,7 @@ def _summary_table(s: Summary) -> Table:
     table.add_row("unexpected positions > 0.1", str(s.unexpected_positions))
     table.add_row("expected share", "-" if s.expected_share is None else f"{100 * s.expected_share:.1f}%")
     table.add_row("attention entropy (bits)", f"{s.entropy_bits:.3f}")
+    table.add_row("entropy / log2(key positions)", f"{s.entropy_norm:.3f}")
     table.add_row("confidence", f"{s.confidence:.4f}")
     return table
 
@@ -77,14 +78,17 @@ def trace_json(trace: Trace, rows: list[ConvergenceRow], summary: Summary, path:
         "predicted_text": trace.predicted_text,
         "confidence": trace.confidence,
         "top_k": [asdict(s) for s in trace.top_k],
+        "expected_attention": {str(q): keys for q, keys in trace.expected_attention.items()},
         "convergence": [asdict(r) for r in rows],
         "summary": summary.as_dict(),
         "out": None if path is None else str(path),
     }
 
 
-def print_compare(out: Console, name_a: str, name_b: str, a: Trace, b: Trace, rows) -> None:
-    table = Table(title="comparison at the prediction position", title_justify="left")
+def print_compare(out: Console, name_a: str, name_b: str, a: Trace, b: Trace, rows, layers=(),
+                  align: str = "start") -> None:
+    table = Table(title="comparison at the prediction position (summed over layers and heads, then "
+                        "length-normalised)", title_justify="left")
     table.add_column("metric", no_wrap=True)
     table.add_column("A", justify="right")
     table.add_column("B", justify="right")
@@ -93,6 +97,27 @@ def print_compare(out: Console, name_a: str, name_b: str, a: Trace, b: Trace, ro
     out.print(f"A: {name_a}: {show(a.prompt)} -> {show(a.predicted_text)}", soft_wrap=True)
     out.print(f"B: {name_b}: {show(b.prompt)} -> {show(b.predicted_text)}", soft_wrap=True)
     out.print(table)
+    if not layers:
+        out.print("[dim](no per-layer table: a trace has no attention maps)[/dim]")
+        return
+    per_layer = Table(title=f"per layer at the prediction position (heads summed, rows normalised): JS divergence "
+                            f"(keys aligned at the {align}), first-position share, entropy / log2(keys)",
+                      title_justify="left")
+    for name in ("layer", "JS (bits)", "first A", "first B", "H norm A", "H norm B"):
+        per_layer.add_column(name, justify="right")
+    for r in layers:
+        per_layer.add_row(str(r.layer), f"{r.js_bits:.4f}", f"{r.first_share_a:.3f}", f"{r.first_share_b:.3f}",
+                          f"{r.entropy_norm_a:.3f}", f"{r.entropy_norm_b:.3f}")
+    out.print(per_layer)
+    peak = max(layers, key=lambda r: r.js_bits)
+    out.print(f"peak JS {peak.js_bits:.4f} bits at layer {peak.layer}; "
+              f"mean JS {sum(r.js_bits for r in layers) / len(layers):.4f} over {len(layers)} layers")
+
+
+def compare_json(name_a: str, name_b: str, rows, layers, align: str, warning: str | None) -> dict:
+    return {"a": name_a, "b": name_b, "warning": warning, "align": align,
+            "metrics": [{"metric": m, "a": va, "b": vb} for m, va, vb in rows],
+            "layers": [asdict(r) for r in layers]}
 
 
 def _fmt(value) -> str:
