@@ -45,9 +45,10 @@ class RunStore:
     ``unlock()``, or when the process ends.
     """
 
-    def __init__(self, folder: str | Path, command: str, model: str, settings: dict):
+    def __init__(self, folder: str | Path, command: str, model: str, settings: dict, schema: int = 1):
         self.folder = Path(folder)
         self.command, self.model, self.settings = command, model, settings
+        self.schema = schema  # layout of the stored rows; a folder of another layout is refused
         self.parts = self.folder / PARTS
         self._lock = FolderLock(self.folder)
 
@@ -92,6 +93,11 @@ class RunStore:
             raise LmxrayError(
                 f"{self.folder} belongs to `lmxray {owner[0]}` with model '{owner[1]}', "
                 f"not `lmxray {self.command}` with model '{self.model}'", "choose another folder for --out")
+        stored_schema = manifest.get("schema", 1)  # folders from before the field hold layout 1
+        if not fresh and stored_schema != self.schema:
+            raise LmxrayError(f"{self.folder} holds {self.command} rows of layout {stored_schema} from another "
+                              f"lmxray version; this one writes layout {self.schema}",
+                              "add --fresh to recompute them, or choose another folder for --out")
         if not fresh and manifest.get("settings") != self.settings:
             raise LmxrayError(f"{self.folder} was made with other settings ({manifest.get('settings')})",
                               "rerun with the same options, or add --fresh to start over")
@@ -114,8 +120,8 @@ class RunStore:
         self.parts.mkdir(exist_ok=True)
         for tmp in list(self.parts.glob(_TMP_PREFIX + "*")) + list(self.folder.glob(_TMP_PREFIX + "*")):
             tmp.unlink()  # the remains of a write that was killed
-        data = {"format": FORMAT, "command": self.command, "model": self.model, "identity": identity,
-                "settings": self.settings}
+        data = {"format": FORMAT, "command": self.command, "model": self.model, "schema": self.schema,
+                "identity": identity, "settings": self.settings}
         atomic_write(self.folder / MANIFEST, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2) + "\n"))
 
     def append(self, table: pa.Table) -> None:
