@@ -230,7 +230,8 @@ def test_top_k_larger_than_vocabulary(capsys, tiny_dir, tmp_path):
     assert_user_error(capsys, ["lens", "hello", "--model", tiny_dir, "--top-k", 100000], "vocabulary")
 
 
-@pytest.mark.parametrize("expect", ['{"-1": [1.5]}', '{"-1": [true]}', '{"-1": "12"}', '{"-1": [1e400]}'])
+@pytest.mark.parametrize("expect", ['{"-1": [1.5]}', '{"-1": [true]}', '{"-1": "12"}', '{"-1": [1e400]}',
+                                    '{"-1": [1e30]}', '{"-1": [2.0]}'])
 def test_expect_positions_must_be_integers(capsys, tiny_dir, tmp_path, expect):
     out = tmp_path / "x.jsonl"
     assert_user_error(capsys, ["trace", "hello", "--model", tiny_dir, "--expect", expect, "--out", out],

@@ -147,3 +147,19 @@ def test_repeated_probe_repeats_distinct_tokens(tiny_pair):
         assert p.ids[0] == 1 and p.ids[1:] == block + block and len(set(block)) == 6, p.ids
         assert not {0, 1, 2} & set(block), "special tokens in the random block"
     assert probe_set(model, seed=5, n_repeats=2, repeat_len=6, prompts=[])[-1].ids == probes[-1].ids, "not reproducible"
+
+
+def test_probe_set_refuses_a_repeat_count_beyond_memory_before_building_it():
+    """The library call, not only the CLI: 10^8 repeats used to loop for hours before any memory check."""
+    import time
+
+    from lmxray.capture.budget import CaptureTooBig
+    from lmxray.models.loader import from_hf
+    from lmxray.probes.heads import probe_set
+    from tiny_models import BosTokenizer, tiny_model
+
+    model = from_hf(tiny_model("llama"), BosTokenizer(), "llama")
+    start = time.perf_counter()
+    with pytest.raises(CaptureTooBig, match="--repeats 100000000000 needs about"):
+        probe_set(model, n_repeats=10**11)
+    assert time.perf_counter() - start < 5

@@ -287,3 +287,19 @@ def test_fuzzed_safetensors_traces_read_or_fail_with_one_line(tmp_path):
         except Exception as e:  # noqa: BLE001
             pytest.fail(f"mutant {n} raised {type(e).__name__}: {e}")
     assert 0 < sum(outcomes) < len(outcomes)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".safetensors"])
+def test_a_device_named_like_a_trace_is_refused_not_read(tmp_path, suffix):
+    """A character device (here /dev/zero's numbers) would be read forever: one line instead, for every reader."""
+    import os
+    import stat
+
+    from lmxray.trace.dense import open_trace
+    from lmxray.trace.reader import iter_records
+
+    zero = tmp_path / f"zero{suffix}"
+    os.mknod(zero, stat.S_IFCHR | 0o600, os.makedev(1, 5))
+    for read in (read_trace, lambda p: next(iter_records(p)), open_trace):
+        with pytest.raises(LmxrayError, match="is a character device, not a trace file"):
+            read(zero)

@@ -41,8 +41,8 @@ def heads(
     """Score heads on a probe set (natural prompts + repeated random tokens): previous-token, first-token sink,
     self, induction, position-skip; label each head and compare with a baseline (z-scores)."""
     from lmxray.analysis.heads import PATTERNS
-    from lmxray.probes.heads import (checkpoint_models, head_scores_vs_baseline, model_head_scores, probe_set,
-                                     random_twins)
+    from lmxray.probes.heads import (check_probe_memory, checkpoint_models, head_scores_vs_baseline,
+                                     model_head_scores, probe_set, random_twins)
     from lmxray.render.figures import figure_format
     from lmxray.render.probe_tables import print_head_scores
 
@@ -67,7 +67,7 @@ def heads(
         figure_format(figure)
     loaded = load_model(model, device, dtype, init, seed)
     heads_shown = _check_heads(wanted_heads, loaded.info.n_heads)
-    _check_repeats(loaded, repeats, wanted_layers)
+    check_probe_memory(loaded, repeats, len(wanted_layers or range(loaded.info.n_layers)))
     probes = probe_set(loaded, n_repeats=repeats)
     if baseline == NO_BASELINE:
         scores = model_head_scores(loaded, probes, wanted_layers)
@@ -115,21 +115,6 @@ def _patterns(text: str | None, known: tuple[str, ...]) -> list[str]:
     if bad or not names:
         raise LmxrayError(f"unknown pattern '{bad[0] if bad else text}'", f"choose from {', '.join(known)}")
     return names
-
-
-def _check_repeats(loaded, repeats: int, layers: list[int] | None) -> None:
-    """Refuse, before the probes are built, a --repeats whose per-head maps alone could not fit in free memory."""
-    from lmxray.capture.budget import free_bytes
-    from lmxray.probes.heads import REPEAT_LEN
-
-    seq = 2 * REPEAT_LEN + 1  # [BOS] + block + block: a lower bound on the padded batch length
-    need = repeats * len(layers or range(loaded.info.n_layers)) * loaded.info.n_heads * seq * seq * 4  # fp32 maps
-    host, gpu = free_bytes(loaded.device)
-    free = gpu if gpu is not None else host
-    if free is not None and need > free:
-        raise LmxrayError(f"the probe set of --repeats {repeats} needs about {need / 2**30:.3g} GiB or more for its "
-                          f"attention maps, more than the {free / 2**30:.3g} GiB free",
-                          "score fewer probes (--repeats) or fewer layers (--layers)")
 
 
 def _check_heads(heads: list[int] | None, n_heads: int) -> list[int] | None:

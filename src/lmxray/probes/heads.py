@@ -14,7 +14,7 @@ import torch
 
 from lmxray.analysis.heads import HeadScores, Probe, score_heads, with_baseline
 from lmxray.capture import CapturePlan, capture
-from lmxray.capture.budget import CaptureTooBig
+from lmxray.capture.budget import CaptureTooBig, free_bytes
 from lmxray.errors import LmxrayError
 
 NATURAL_PROMPTS = (
@@ -35,6 +35,18 @@ class ProbeInput:
     repeat: int = 0
 
 
+def check_probe_memory(model, n_repeats: int, n_layers: int, repeat_len: int = REPEAT_LEN) -> None:
+    """Refuse, before the probes are built, a repeat count whose per-head maps alone could not fit in free memory."""
+    seq = 2 * repeat_len + 1  # [BOS] + block + block: a lower bound on the padded batch length
+    need = n_repeats * n_layers * model.info.n_heads * seq * seq * 4  # fp32 maps
+    host, gpu = free_bytes(model.device)
+    free = gpu if gpu is not None else host
+    if free is not None and need > free:
+        raise CaptureTooBig(f"the probe set of --repeats {n_repeats} needs about {need / 2**30:.3g} GiB or more for "
+                            f"its attention maps, more than the {free / 2**30:.3g} GiB free",
+                            "score fewer probes (--repeats) or fewer layers (--layers)")
+
+
 def probe_set(model, n_repeats: int = N_REPEATS, repeat_len: int = REPEAT_LEN, seed: int = 0,
               prompts: Iterable[str] = NATURAL_PROMPTS) -> list[ProbeInput]:
     """Natural prompts (cut to the context) plus ``n_repeats`` sequences [BOS] + block + block of distinct
@@ -42,6 +54,7 @@ def probe_set(model, n_repeats: int = N_REPEATS, repeat_len: int = REPEAT_LEN, s
     if repeat_len < 2 or n_repeats < 1:
         raise LmxrayError("the probe set needs at least one repeated block of 2 or more tokens",
                           "pass n_repeats >= 1 and repeat_len >= 2")
+    check_probe_memory(model, n_repeats, 1, repeat_len)  # one layer: a lower bound on any use of the set
     limit = model.max_positions
     probes = [ProbeInput(f"prompt {i}", _encode_within(model, p, limit)) for i, p in enumerate(prompts)]
     bos = model.encode("a")[:1] if _adds_bos(model) else []

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from lmxray.errors import LmxrayError
+from lmxray.special import device_kind
 from lmxray.trace.build import FIX, RecordBuilder
 from lmxray.trace.legacy import LEGACY_FIX, LegacyBuilder
 from lmxray.trace.schema import describe as _describe
@@ -171,6 +172,9 @@ def trace_path(path) -> Path:
     """``path`` as a Path, or a one-line error for what cannot name a file (None, a number, an empty string)."""
     if not isinstance(path, (str, os.PathLike)) or str(path) == "":
         raise LmxrayError(f"path must name a trace file, got {path!r}", "pass the path of a .jsonl or .safetensors trace")
+    kind = device_kind(path)
+    if kind:  # /dev/zero would be read forever; a pipe is read
+        raise LmxrayError(f"{path} is {kind}, not a trace file", "pass the path of a .jsonl or .safetensors trace")
     return Path(path)
 
 
