@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from lmxray.analysis.divergence import (align, bootstrap_ci, bos_profile, category_summary, curve_metrics,
-                                        first_share, js_divergence, normalise)
+                                        differing_spans, first_share, js_divergence, length_split, normalise,
+                                        token_units, unit_mass)
 
 HAND_TOL = 1e-12  # float64 arithmetic on a handful of numbers
 
@@ -53,6 +54,63 @@ def test_alignment_pads_the_shorter_row_with_zero_mass():
     assert abs(js_divergence(*align(np.array([0.0, 1.0]), np.array([0.0, 0.0, 1.0]), "start")) - 1.0) <= HAND_TOL
     with pytest.raises(ValueError):
         align(p, q, "middle")
+
+
+def test_token_units_match_shared_tokens_and_group_differing_spans():
+    # shared 5, 6 | replaced [7] by [70, 71] | shared 8 | inserted [99] on b's side | shared 9
+    units_a, units_b, n = token_units([5, 6, 7, 8, 9], [5, 6, 70, 71, 8, 99, 9])
+    assert n == 6
+    assert units_a.tolist() == [0, 1, 2, 3, 5] and units_b.tolist() == [0, 1, 2, 2, 3, 4, 5]
+    assert differing_spans([5, 6, 7, 8, 9], [5, 6, 70, 71, 8, 99, 9]) == [([7], [70, 71]), ([], [99])]
+    assert token_units([1, 2], [1, 2])[2] == 2 and differing_spans([1, 2], [1, 2]) == []
+    rows = np.array([[0.1, 0.2, 0.3, 0.4]])
+    assert np.allclose(unit_mass(rows, np.array([0, 1, 1, 2]), 3), [[0.1, 0.5, 0.4]], atol=HAND_TOL)
+    with pytest.raises(ValueError):
+        unit_mass(rows, np.array([0, 1]), 2)
+    with pytest.raises(ValueError):
+        align(rows, rows, "tokens")
+
+
+def test_inserting_a_token_that_receives_no_mass_gives_zero_js_at_every_layer():
+    """Only token alignment leaves a pair unchanged by a token whose attention receives no mass."""
+    rng = np.random.default_rng(0)
+    p = normalise(rng.random((30, 8)))  # [layer, k_pos]
+    a_ids = [11, 12, 13, 14, 15, 16, 17, 18]
+    for where in (0, 3, 7):  # before the sink, in the middle, just before the prediction position
+        b_ids = a_ids[:where] + [99] + a_ids[where:]
+        q = np.insert(p, where, 0.0, axis=1)  # the inserted token holds no mass; the others keep theirs
+        js = js_divergence(*align(p, q, "tokens", (a_ids, b_ids)))
+        assert js.shape == (30,) and np.abs(js).max() <= HAND_TOL, f"insert at {where}: JS {js.max():.3e}"
+        for how in ("start", "end"):
+            shifted = js_divergence(*align(p, q, how))
+            if (how, where) != ("end", 0):  # a token before position 0 shifts nothing when aligned at the end
+                assert shifted.mean() > 0.01, f"{how}, insert at {where}: mean JS {shifted.mean():.3e} (a length artefact)"
+    # a token that does receive mass counts by its mass: it takes 0.2 from the rest
+    q = np.insert(p * 0.8, 3, 0.2, axis=1)
+    m = 0.5 * (np.insert(p, 3, 0.0, axis=1) + q)
+    direct = 0.5 * (np.insert(p, 3, 0.0, axis=1) * np.log2(np.insert(p, 3, 1.0, axis=1) / np.where(m > 0, m, 1))).sum(1) \
+        + 0.5 * (q * np.log2(q / m)).sum(1)
+    js = js_divergence(*align(p, q, "tokens", (a_ids, a_ids[:3] + [99] + a_ids[3:])))
+    assert np.abs(js - direct).max() <= HAND_TOL
+
+
+def test_a_differing_span_is_one_unit_whatever_its_length():
+    p = np.array([0.6, 0.3, 0.1])  # "Paris is ." ...
+    q = np.array([0.4, 0.2, 0.3, 0.1])  # "Ly on is ." : the sink's mass split over two tokens
+    assert js_divergence(*align(p, q, "tokens", ([1, 2, 3], [7, 8, 2, 3]))) <= HAND_TOL
+    assert js_divergence(*align(p, q, "start")) > 0.1
+
+
+def test_length_split_pooled_and_within_categories():
+    split = length_split(["a", "a", "a", "b", "b", "c"], [True, False, False, True, False, True],
+                         [0.1, 0.2, 0.4, 0.01, 0.03, 0.0])
+    assert (split["n_matched"], split["n_mismatched"]) == (3, 3)
+    assert split["mean_js_matched"] == pytest.approx(0.11 / 3) and split["mean_js_mismatched"] == pytest.approx(0.21)
+    assert split["ratio"] == pytest.approx(0.21 / (0.11 / 3))
+    # categories a and b hold both kinds; a's matched mean counts twice (two mismatched pairs), b's once
+    assert split["ratio_within_categories"] == pytest.approx(0.21 / ((2 * 0.1 + 0.01) / 3))
+    none = length_split(["a"], [True], [0.1])
+    assert none["n_mismatched"] == 0 and math.isnan(none["ratio"]) and math.isnan(none["ratio_within_categories"])
 
 
 def test_curve_metrics_on_a_constructed_curve():

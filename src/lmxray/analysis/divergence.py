@@ -7,10 +7,12 @@ one per layer. See docs/sweep.md for the definitions.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 
 import numpy as np
 
-ALIGNMENTS = ("start", "end")
+ALIGNMENTS = ("tokens", "start", "end")
+DEFAULT_ALIGNMENT = "tokens"
 DEFAULT_JS_THRESHOLD = 0.05
 BOOTSTRAP_SAMPLES = 2000
 BOOTSTRAP_SEED = 0
@@ -23,14 +25,21 @@ def normalise(rows: np.ndarray) -> np.ndarray:
     return np.divide(rows, total, out=np.zeros_like(rows), where=total > 0)
 
 
-def align(p: np.ndarray, q: np.ndarray, how: str = "start") -> tuple[np.ndarray, np.ndarray]:
-    """Bring [layer, k_pos] rows of different lengths to one length by padding the shorter with zero mass.
+def align(p: np.ndarray, q: np.ndarray, how: str = "start", ids=None) -> tuple[np.ndarray, np.ndarray]:
+    """Bring two prompts' [..., k_pos] rows to one width, so that JS compares like with like.
 
-    ``start`` lines up position 0 with position 0 (pad at the end); ``end`` lines
-    up the prediction positions (pad at the start).
+    ``tokens`` (needs ``ids``, the two prompts' token ids) sums each row over the
+    aligned units of ``token_units``; ``start`` lines up position 0 with position 0
+    (the shorter row padded with zero mass at its end); ``end`` lines up the
+    prediction positions (padded at the start).
     """
     if how not in ALIGNMENTS:
         raise ValueError(f"alignment must be one of {ALIGNMENTS}, got {how!r}")
+    if how == "tokens":
+        if ids is None:
+            raise ValueError("token alignment needs the two prompts' token ids")
+        units_p, units_q, n_units = token_units(*ids)
+        return unit_mass(p, units_p, n_units), unit_mass(q, units_q, n_units)
     width = max(p.shape[-1], q.shape[-1])
 
     def pad(a):
@@ -38,6 +47,41 @@ def align(p: np.ndarray, q: np.ndarray, how: str = "start") -> tuple[np.ndarray,
         return np.pad(np.asarray(a, dtype=np.float64), missing)
 
     return pad(p), pad(q)
+
+
+def token_units(a_ids, b_ids) -> tuple[np.ndarray, np.ndarray, int]:
+    """The aligned unit of every token of two prompts, and the unit count.
+
+    Matching blocks of token ids (difflib.SequenceMatcher, no junk heuristic) pair
+    up token by token, one unit per shared token; each differing span is one unit
+    on both sides, and a span on one side only is a unit that is empty on the other.
+    """
+    a_ids, b_ids = [int(t) for t in a_ids], [int(t) for t in b_ids]
+    units_a, units_b = np.zeros(len(a_ids), np.int64), np.zeros(len(b_ids), np.int64)
+    n = 0
+    for tag, i1, i2, j1, j2 in SequenceMatcher(None, a_ids, b_ids, autojunk=False).get_opcodes():
+        if tag == "equal":
+            units_a[i1:i2] = units_b[j1:j2] = np.arange(n, n + i2 - i1)
+            n += i2 - i1
+        else:
+            units_a[i1:i2] = units_b[j1:j2] = n
+            n += 1
+    return units_a, units_b, n
+
+
+def unit_mass(rows: np.ndarray, units: np.ndarray, n_units: int) -> np.ndarray:
+    """[..., k_pos] rows summed into [..., n_units]: position k adds to unit ``units[k]``."""
+    rows = np.asarray(rows, dtype=np.float64)
+    if rows.shape[-1] != len(units):
+        raise ValueError(f"rows have {rows.shape[-1]} key positions but the prompt has {len(units)} tokens")
+    return rows @ np.eye(n_units)[units]
+
+
+def differing_spans(a_ids, b_ids) -> list[tuple[list[int], list[int]]]:
+    """The (a tokens, b tokens) of every span where two prompts differ, in order; empty for equal prompts."""
+    a_ids, b_ids = [int(t) for t in a_ids], [int(t) for t in b_ids]
+    return [(a_ids[i1:i2], b_ids[j1:j2]) for tag, i1, i2, j1, j2
+            in SequenceMatcher(None, a_ids, b_ids, autojunk=False).get_opcodes() if tag != "equal"]
 
 
 def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -145,3 +189,32 @@ def mean_curves(categories, curves: np.ndarray) -> dict[str, np.ndarray]:
     categories = np.asarray(categories, dtype=object)
     curves = np.asarray(curves, dtype=np.float64)
     return {name: curves[categories == name].mean(0) for name in dict.fromkeys(categories.tolist())}
+
+
+def length_split(categories, matched, mean_js) -> dict:
+    """Mean JS of length-matched and length-mismatched pairs and two ratios (mismatched over matched).
+
+    ``ratio`` pools all pairs; ``ratio_within_categories`` keeps the categories that
+    hold both kinds and weights each one's matched mean by its mismatched pairs, so a
+    category that diverges more and holds more mismatched pairs does not inflate it.
+    """
+    categories = np.asarray(categories, dtype=object)
+    matched, js = np.asarray(matched, dtype=bool), np.asarray(mean_js, dtype=np.float64)
+
+    def mean(keep):
+        return float(js[keep].mean()) if keep.any() else float("nan")
+
+    row = {"n_matched": int(matched.sum()), "n_mismatched": int((~matched).sum()),
+           "mean_js_matched": mean(matched), "mean_js_mismatched": mean(~matched)}
+    row["ratio"] = _ratio(row["mean_js_mismatched"], row["mean_js_matched"])
+    both = [c for c in dict.fromkeys(categories.tolist())
+            if (matched & (categories == c)).any() and (~matched & (categories == c)).any()]
+    keep = np.isin(categories, both) & ~matched
+    weights = np.array([(keep & (categories == c)).sum() for c in both], dtype=np.float64)
+    baseline = float(weights @ [mean(matched & (categories == c)) for c in both] / weights.sum()) if both else float("nan")
+    row["ratio_within_categories"] = _ratio(mean(keep), baseline)
+    return row
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b > 0 and not np.isnan(a) else float("nan")
