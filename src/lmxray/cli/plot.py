@@ -71,19 +71,31 @@ def plot(
     heads: Optional[str] = typer.Option(None, "--heads", help=HEADS_HELP),
     vmax: str = typer.Option("1", "--vmax", help=VMAX_HELP),
     min_share: float = typer.Option(0.02, "--min-share", help="Flow edges lighter than this share of the heaviest are not drawn."),
+    graph: bool = typer.Option(False, "--graph", help="On a flow trace (lmxray flow --out): draw the attention flow graph "
+                               "instead of the per-source stacked bars."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a line."),
 ):
-    """Draw TRACE: the attention flow graph with the convergence bar, or with --maps the per-head map grid."""
+    """Draw TRACE: the attention flow graph with the convergence bar, or with --maps the per-head map grid.
+    A flow trace (lmxray flow --out) gives stacked bars of per-source contributions per layer."""
+    from lmxray.flow.result import is_flow_file
     from lmxray.trace.reader import read_trace
 
+    bars = not maps and not graph and is_flow_file(trace_path)
     if out_path is None:
-        out_path = trace_path.with_suffix(".maps.png" if maps else ".flow.png")
+        out_path = trace_path.with_suffix(".maps.png" if maps else ".bars.png" if bars else ".flow.png")
     checked_figure_path(out_path)
     layer_list, head_list, top = parse_indices(layers, "--layers"), parse_indices(heads, "--heads"), parse_vmax(vmax)
     if heads is not None and not maps:
         raise LmxrayError("--heads picks panels of the map grid", "add --maps, or leave out --heads")
     from lmxray.cli.files import check_input
 
+    if bars and layers is not None:
+        raise LmxrayError("--layers picks layers of the flow graph; the stacked bars of a flow trace show every layer",
+                          "leave out --layers, or add --graph for the attention flow graph")
+    if maps and graph:
+        raise LmxrayError("--maps and --graph draw different figures", "pass one of them")
+    if bars:
+        return _save_bars(check_input(trace_path), out_path, as_json)
     trace = read_trace(check_input(trace_path))
     if maps:
         _save_maps(trace, None, layer_list, head_list, top, out_path, as_json)
@@ -95,6 +107,18 @@ def plot(
         fig = flow_figure(trace, convergence(trace), layers=layer_list, min_share=min_share)
         save_figure(fig, out_path)
         _report("flow figure", out_path, as_json, position=trace.position, layers=layer_list or trace.layers)
+
+
+def _save_bars(path: Path, out_path: Path, as_json: bool) -> None:
+    from lmxray.flow.result import read_flow
+    from lmxray.render.figures import save_figure
+    from lmxray.render.flow_bars import flow_bars_figure
+
+    flow = read_flow(path)
+    save_figure(flow_bars_figure(flow), out_path)
+    contrast = flow.contrast
+    _report("flow bars", out_path, as_json, position=flow.position, sources=len(flow.sources),
+            contrast=None if contrast is None else contrast.text)
 
 
 @app.command("maps")

@@ -64,18 +64,24 @@ def report(
     if from_file:
         from lmxray.trace.reader import read_trace
 
-        trace, twin_trace, scores, decode = read_trace(source), None, None, None
+        from lmxray.flow.result import is_flow_file, read_flow
+
+        flow_result = read_flow(source) if is_flow_file(source) else None
+        trace = flow_result.trace if flow_result is not None else read_trace(source)
+        twin_trace, scores, decode = None, None, None
     else:
+        flow_result = None
         trace, twin_trace, scores, decode = _run_model(
             source, model, (expected, expect_tokens), position, top_k, map_layers, map_heads, twin, head_scores, baseline_seeds,
             device, dtype, init, seed)
     html_text = build_report(trace, decode=decode, map_layers=map_layers, map_heads=map_heads, twin=twin_trace,
-                             head_scores=scores, figure_format=figure_format)
+                             head_scores=scores, figure_format=figure_format, flow_result=flow_result)
     write_report(html_text, out_path)
     if as_json:
         out.print_json(data={"out": str(out_path), "source": "trace" if from_file else "prompt",
                              "bytes": len(html_text.encode("utf-8")), "head_scores": scores is not None,
-                             "twin": twin_trace is not None})
+                             "twin": twin_trace is not None,
+                             "flow": flow_result is not None})
     else:
         out.print(f"report written to {out_path}")
 

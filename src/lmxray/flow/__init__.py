@@ -17,18 +17,18 @@ from lmxray.flow.decompose import DEFAULT_BLOCK_ROWS, decompose
 from lmxray.flow.frozen import freeze
 from lmxray.flow.groups import group_labels, parse_groups, word_groups
 from lmxray.flow.maps import Affine, affine_of, layer_maps, norm_of
-from lmxray.flow.result import AXES, Flow, LogitAttribution, read_flow
+from lmxray.flow.result import AXES, Contrast, Flow, LogitAttribution, read_flow
 from lmxray.adapters import get_path
 
-__all__ = ["AXES", "Flow", "LogitAttribution", "flow", "read_flow", "token_id_of"]
+__all__ = ["AXES", "Contrast", "Flow", "LogitAttribution", "flow", "read_flow", "token_id_of"]
 
 
-def token_id_of(model, text: str) -> int:
+def token_id_of(model, text: str, option: str = "--token") -> int:
     """The id of ``text`` as one token, or a user error naming the tokens it splits into."""
     ids = model.tokenizer(text, add_special_tokens=False)["input_ids"]
     if len(ids) != 1:
         parts = " + ".join(repr(model.token_text(i)) for i in ids) if ids else "no tokens"
-        raise LmxrayError(f"--token {text!r} is not a single token: it splits into {parts}",
+        raise LmxrayError(f"{option} {text!r} is not a single token: it splits into {parts}",
                           "pass one token, e.g. the first piece with its leading space")
     return int(ids[0])
 
@@ -45,24 +45,32 @@ def resolve_groups(groups, tokens: list[str]) -> list[tuple[int, int]] | None:
 
 
 @torch.no_grad()
-def flow(model, prompt: str, *, position: int = -1, tokens: tuple[str, ...] = (), groups=None,
-         block_rows: int = DEFAULT_BLOCK_ROWS, compute_dtype: torch.dtype = torch.float32) -> Flow:
+def flow(model, prompt: str, *, position: int = -1, tokens: tuple[str, ...] = (), versus: str | None = None,
+         groups=None, block_rows: int = DEFAULT_BLOCK_ROWS, compute_dtype: torch.dtype = torch.float32) -> Flow:
     """Decompose ``prompt``'s residual stream into per-source contributions and attribute the final logits.
 
     ``tokens``: texts of extra single tokens to attribute (the predicted token always comes first);
-    ``groups``: see ``resolve_groups``; ``compute_dtype``: the matmul dtype (contributions stay fp32).
+    ``versus``: a token B whose logit is subtracted from the first of ``tokens`` (or the prediction), see
+    ``Flow.contrast``; ``groups``: see ``resolve_groups``; ``compute_dtype``: the matmul dtype.
     """
     from lmxray.capture import resolve_position
 
     ids = model.encode(prompt)
     p = resolve_position(position, len(ids))
     extra = [token_id_of(model, t) for t in tokens]
+    against = None if versus is None else token_id_of(model, versus, "--vs")
+    if against is not None and extra and against == extra[0]:
+        raise LmxrayError(f"--vs {versus!r} is the same token as --token {tokens[0]!r}", "contrast two different tokens")
+    extra += [] if against is None else [against]
     texts = model.token_texts(ids)
     ranges = resolve_groups(groups, texts)
     frozen = freeze(model, prompt, p)
     dec = decompose(frozen, lambda i: layer_maps(model, i, compute_dtype), p, ranges, block_rows)
     ranges = ranges if ranges is not None else [(s, s + 1) for s in range(len(ids))]
-    targets = [frozen.trace.predicted_token] + [t for t in extra if t != frozen.trace.predicted_token]
+    if against is not None and not tokens and against == frozen.trace.predicted_token:
+        raise LmxrayError(f"--vs {versus!r} is the predicted token itself",
+                          "name the token to contrast it with: --token A --vs B")
+    targets = list(dict.fromkeys([frozen.trace.predicted_token] + extra))
     spec = model.spec
     unembed = affine_of(get_path(model.hf, spec.unembed))
     rows = torch.tensor(targets, device=unembed.weight.device)
@@ -81,4 +89,5 @@ def flow(model, prompt: str, *, position: int = -1, tokens: tuple[str, ...] = ()
         logits=[LogitAttribution(t, model.token_text(t), float(v), g.astype(np.float64))
                 for t, v, g in zip(targets, true, grouped)],
         top_k=frozen.trace.top_k, trace=frozen.trace,
+        versus=None if against is None else (extra[0] if tokens else frozen.trace.predicted_token, against),
     )

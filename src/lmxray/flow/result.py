@@ -26,6 +26,26 @@ class LogitAttribution:
 
 
 @dataclass
+class Contrast:
+    """Each source's direct contribution to ``logit(a) - logit(b)`` at the flow's position (sums to ``difference``)."""
+
+    a: LogitAttribution
+    b: LogitAttribution
+
+    @property
+    def difference(self) -> float:
+        return self.a.logit - self.b.logit
+
+    @property
+    def contributions(self) -> np.ndarray:
+        return self.a.contributions.astype(np.float64) - self.b.contributions.astype(np.float64)
+
+    @property
+    def text(self) -> str:
+        return f"{self.a.text!r} - {self.b.text!r}"
+
+
+@dataclass
 class Flow:
     """Per-source contributions to the residual stream of one prompt, and the direct logit attribution.
 
@@ -48,6 +68,15 @@ class Flow:
     top_k: list[TokenScore] = field(default_factory=list)
     trace: Trace | None = None  # the same forward pass as a trace (head-summed attention), for saving
     axes: tuple[str, ...] = AXES
+    versus: tuple[int, int] | None = None  # token ids (A, B) of the contrastive attribution, when asked for
+
+    @property
+    def contrast(self) -> Contrast | None:
+        """Attribution of ``logit(A) - logit(B)``: the difference of the two tokens' attributions (linear, exact)."""
+        if self.versus is None:
+            return None
+        by_id = {a.token_id: a for a in self.logits}
+        return Contrast(by_id[self.versus[0]], by_id[self.versus[1]])
 
     @property
     def max_error(self) -> float:
@@ -84,7 +113,8 @@ def flow_records(flow: Flow):
     last = flow.attention.shape[0] - 1
     yield {"record": "flow", "kind": "sources", "position": flow.position, "sources": list(flow.sources),
            "groups": [[a, b] for a, b in flow.groups], "error": _rounded(flow.error),
-           "max_error": round_float(flow.max_error)}
+           "max_error": round_float(flow.max_error),
+           **({} if flow.versus is None else {"versus": [int(t) for t in flow.versus]})}
     for layer in range(flow.attention.shape[0]):
         for pos in range(flow.attention.shape[1]):
             keep = list(range(flow.reached(pos))) + [len(flow.sources) - 1]
@@ -96,6 +126,22 @@ def flow_records(flow: Flow):
         yield {"record": "flow", "kind": "logit", "layer": last, "position": flow.position,
                "token_id": int(att.token_id), "text": att.text, "logit": round_float(att.logit),
                "contributions": _rounded(att.contributions)}
+
+
+def is_flow_file(path) -> bool:
+    """Whether a regular JSONL trace file's meta record counts flow records (a pipe or other file: False)."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file() or path.suffix.lower() == ".safetensors":
+        return False
+    try:
+        with open(path, encoding="utf-8") as f:
+            meta = json.loads(f.readline())
+        return isinstance(meta, dict) and int((meta.get("records") or {}).get("flow", 0)) > 0
+    except (OSError, ValueError, TypeError, AttributeError):
+        return False  # the trace reader gives the one-line error
 
 
 def read_flow(path) -> Flow:
@@ -128,5 +174,14 @@ def read_flow(path) -> Flow:
         error=np.array(header["error"], dtype=np.float64),
         logits=[LogitAttribution(r["token_id"], r["text"], r["logit"], np.array(r["contributions"], dtype=np.float64))
                 for r in logits],
-        top_k=trace.top_k, trace=trace, **arrays,
+        top_k=trace.top_k, trace=trace, versus=_versus(header, logits), **arrays,
     )
+
+
+def _versus(header: dict, logits: list[dict]) -> tuple[int, int] | None:
+    """The contrast pair of the header, kept only when both tokens have a logit record."""
+    pair = header.get("versus")
+    ids = {r["token_id"] for r in logits}
+    if isinstance(pair, list) and len(pair) == 2 and all(isinstance(t, int) and t in ids for t in pair):
+        return int(pair[0]), int(pair[1])
+    return None

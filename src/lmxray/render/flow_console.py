@@ -14,9 +14,32 @@ from lmxray.render.console import show
 MAX_ATTRIBUTION_ROWS = 15  # sources listed in the attribution table; --json has them all
 
 
+SINK_NOTE = ("the first source (position 0: BOS where the tokenizer adds one, else the first token) is the usual "
+             "attention sink; it is reported apart from the content sources, never ranked among them")
+
+
 def _reached(flow: Flow) -> list[int]:
     """Indices on the source axis that can reach the flow's position (tokens at or before it, then the bias)."""
     return list(range(flow.reached(flow.position))) + [len(flow.sources) - 1]
+
+
+def _content(flow: Flow) -> list[int]:
+    """Sources that reach the position other than the first (the sink) and the bias."""
+    return list(range(1, flow.reached(flow.position)))
+
+
+def _columns(flow: Flow) -> list[tuple[str, np.ndarray]]:
+    """(header, contributions) per attributed token, then the contrast A - B when asked for."""
+    cols = [(show(a.text), a.contributions) for a in flow.logits]
+    if flow.contrast is not None:
+        cols.append((flow.contrast.text, flow.contrast.contributions))
+    return cols
+
+
+def split_totals(flow: Flow, contributions: np.ndarray) -> dict:
+    """The sink's, the content sources' and the bias's parts of an attribution (they add up to its sum)."""
+    return {"sink": float(contributions[0]), "content": float(np.sum(contributions[_content(flow)])),
+            "bias": float(contributions[-1])}
 
 
 def print_flow(out: Console, flow: Flow, top: int, path: Path | None) -> None:
@@ -25,36 +48,52 @@ def print_flow(out: Console, flow: Flow, top: int, path: Path | None) -> None:
     out.print(f"prompt: {show(flow.prompt)}  ({len(flow.token_ids)} tokens, {len(flow.sources) - 1} sources + bias)")
     out.print(f"position {p} {show(flow.tokens[p])}: prediction [bold]{show(flow.logits[0].text)}[/bold]"
               + (f"  confidence {flow.top_k[0].prob:.4f}" if flow.top_k else ""))
+    out.print(f"[dim]{SINK_NOTE}[/dim]", soft_wrap=True)
 
     shares = {k: flow.shares(k)[:, p] for k in ("total", "attention", "mlp")}  # [layer, source]
-    keep = _reached(flow)
+    content, bias = _content(flow), len(flow.sources) - 1
     table = Table(title=f"sources of the residual at position {p}: share of the total (attention / MLP share)",
                   title_justify="left")
     table.add_column("layer", justify="right")
-    top = min(top, len(keep))  # no empty columns (and no endless loop for a huge --top-k)
+    table.add_column(f"first {show(flow.sources[0])}", justify="right")
+    table.add_column("'<bias>'", justify="right")
+    top = min(top, len(content))  # no empty columns (and no endless loop for a huge --top-k)
     for i in range(top):
         table.add_column(f"#{i + 1}")
     for layer in range(shares["total"].shape[0]):
-        order = sorted(keep, key=lambda s: -shares["total"][layer, s])[:top]
+        order = sorted(content, key=lambda s: -shares["total"][layer, s])[:top]
         cells = [f"{show(flow.sources[s])} {100 * shares['total'][layer, s]:.0f}% "
                  f"[dim]({100 * shares['attention'][layer, s]:.0f} / {100 * shares['mlp'][layer, s]:.0f})[/dim]"
                  for s in order]
-        table.add_row(str(layer), *cells)
+        table.add_row(str(layer), f"{100 * shares['total'][layer, 0]:.0f}%", f"{100 * shares['total'][layer, bias]:.0f}%",
+                      *cells)
     out.print(table)
 
+    cols = _columns(flow)
     attr = Table(title=f"direct logit attribution at position {p} (sums to the logit)", title_justify="left")
     attr.add_column("source")
-    for a in flow.logits:
-        attr.add_column(show(a.text), justify="right")
-    first = flow.logits[0].contributions
-    order = sorted(keep, key=lambda s: -abs(first[s]))
+    for header, _ in cols:
+        attr.add_column(header, justify="right")
+    rank = flow.contrast.contributions if flow.contrast is not None else flow.logits[0].contributions
+    order = sorted(content, key=lambda s: -abs(rank[s]))
     for s in order[:MAX_ATTRIBUTION_ROWS]:
-        attr.add_row(show(flow.sources[s]), *(f"{a.contributions[s]:+.4f}" for a in flow.logits))
+        attr.add_row(show(flow.sources[s]), *(f"{c[s]:+.4f}" for _, c in cols))
     if len(order) > MAX_ATTRIBUTION_ROWS:
-        attr.add_row(f"[dim]({len(order) - MAX_ATTRIBUTION_ROWS} more)[/dim]", *("" for _ in flow.logits))
-    attr.add_row("[bold]sum[/bold]", *(f"{a.total:+.4f}" for a in flow.logits))
-    attr.add_row("[bold]logit[/bold]", *(f"{a.logit:+.4f}" for a in flow.logits))
+        attr.add_row(f"[dim]({len(order) - MAX_ATTRIBUTION_ROWS} more)[/dim]", *("" for _ in cols))
+    attr.add_row("[bold]content sources[/bold]", *(f"{split_totals(flow, c)['content']:+.4f}" for _, c in cols))
+    attr.add_row(f"first {show(flow.sources[0])} (sink)", *(f"{c[0]:+.4f}" for _, c in cols))
+    attr.add_row(show(flow.sources[-1]), *(f"{c[-1]:+.4f}" for _, c in cols))
+    totals = [a.total for a in flow.logits] + ([float(flow.contrast.contributions.sum())] if flow.contrast else [])
+    logits = [a.logit for a in flow.logits] + ([flow.contrast.difference] if flow.contrast else [])
+    attr.add_row("[bold]sum[/bold]", *(f"{t:+.4f}" for t in totals))
+    attr.add_row("[bold]logit[/bold]" + (" (difference for A - B)" if flow.contrast else ""),
+                 *(f"{v:+.4f}" for v in logits))
     out.print(attr)
+    if flow.contrast is not None:
+        c = flow.contrast
+        parts = split_totals(flow, c.contributions)
+        out.print(f"contrast {c.text}: logit difference {c.difference:+.4f} = content {parts['content']:+.4f} "
+                  f"+ first {show(flow.sources[0])} {parts['sink']:+.4f} + bias {parts['bias']:+.4f}", soft_wrap=True)
     out.print(f"max relative error, sum over sources vs the true residual: {flow.max_error:.2e}")
     if path is not None:
         out.print(f"trace with flow records written to {path}")
@@ -68,10 +107,12 @@ def flow_json(flow: Flow, path: Path | None) -> dict:
     def listed(a: np.ndarray) -> list[float]:
         return [float(x) for x in a[keep]]
 
+    c = flow.contrast
     return {
         "model": flow.model.name, "prompt": flow.prompt, "tokens": flow.tokens, "position": p,
         "sources": [flow.sources[s] for s in keep],
         "groups": [list(flow.groups[s]) for s in keep[:-1]],
+        "sink": {"source": flow.sources[0], "index": 0, "note": SINK_NOTE},
         "max_error": flow.max_error, "error": [float(e) for e in flow.error],
         "layers": [{"layer": layer,
                     "attention": listed(flow.attention[layer, p]), "mlp": listed(flow.mlp[layer, p]),
@@ -80,6 +121,12 @@ def flow_json(flow: Flow, path: Path | None) -> dict:
                     "total_share": listed(shares["total"][layer])}
                    for layer in range(flow.total.shape[0])],
         "attribution": [{"token_id": a.token_id, "text": a.text, "logit": a.logit, "sum": a.total,
-                         "contributions": listed(a.contributions)} for a in flow.logits],
+                         **split_totals(flow, a.contributions), "contributions": listed(a.contributions)}
+                        for a in flow.logits],
+        "contrast": None if c is None else {
+            "a": {"token_id": c.a.token_id, "text": c.a.text, "logit": c.a.logit},
+            "b": {"token_id": c.b.token_id, "text": c.b.text, "logit": c.b.logit},
+            "difference": c.difference, "sum": float(c.contributions.sum()),
+            **split_totals(flow, c.contributions), "contributions": listed(c.contributions)},
         "out": None if path is None else str(path),
     }

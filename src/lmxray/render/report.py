@@ -143,6 +143,30 @@ def head_scores_section(scores, patterns: tuple[str, ...]) -> Section:
     return Section("Head scores", "\n".join(parts))
 
 
+def flow_section(flow, figure_format: str) -> Section:
+    """Information flow: the stacked per-source bars at the flow's position and the attribution, sink apart."""
+    from lmxray.render.figures import figure_bytes
+    from lmxray.render.flow_bars import flow_bars_figure
+    from lmxray.render.flow_console import SINK_NOTE, split_totals
+
+    columns = [(a.text, a.logit, a.contributions) for a in flow.logits]
+    if flow.contrast is not None:
+        c = flow.contrast
+        columns.append((f"{c.a.text} - {c.b.text}", c.difference, c.contributions))
+    parts = {name: [split_totals(flow, v)[key] for _, _, v in columns]
+             for name, key in (("content sources", "content"), (f"first {flow.sources[0]!r} (sink)", "sink"),
+                               ("&lt;bias&gt;", "bias"))}
+    rows = [(text(name), *(f"{x:+.4f}" for x in values)) for name, values in parts.items()]
+    rows.append(("logit" + (" (difference for A - B)" if flow.contrast is not None else ""),
+                 *(f"{logit:+.4f}" for _, logit, _ in columns)))
+    body = (f"<p>position {flow.position} ({token(flow.tokens[flow.position])}); {text(SINK_NOTE)}; measured error of "
+            f"the split {flow.max_error:.1e}</p>"
+            + _table("direct logit attribution, in parts", ("part", *(token(name) for name, _, _ in columns)), rows))
+    fig = Figure(figure_bytes(flow_bars_figure(flow), figure_format), figure_format,
+                 "per-source contributions per layer at the flow's position, and the logit attribution")
+    return Section("Information flow", body, figures=[fig])
+
+
 def report_html(trace: Trace, sections: list[Section]) -> str:
     """The whole report: the summary header, then each section with its figures embedded."""
     style = importlib.resources.files("lmxray.render").joinpath("report.css").read_text(encoding="utf-8")
@@ -197,12 +221,13 @@ def _convergence(trace: Trace):
 
 def build_report(trace: Trace, *, decode=None, map_layers: list[int] | None = None,
                  map_heads: list[int] | None = None, twin: Trace | None = None, head_scores=None,
-                 figure_format: str = "png") -> str:
+                 figure_format: str = "png", flow_result=None) -> str:
     """The report of ``trace``: every section its data allows; a missing part becomes a note naming the capture option.
 
     ``decode`` turns lens token ids into text (a model's ``token_text``); ``twin``
     (the random-init twin's trace of the same prompt) goes beside the map grid;
-    ``head_scores`` (a ``HeadScores``) adds the head-score section.
+    ``head_scores`` (a ``HeadScores``) adds the head-score section; ``flow_result`` (a ``Flow``, e.g.
+    from ``read_flow``) adds the per-source stacked bars and the logit attribution.
     """
     from lmxray.analysis.lens import lens_summary
     from lmxray.render.attention_maps import (
@@ -229,6 +254,8 @@ def build_report(trace: Trace, *, decode=None, map_layers: list[int] | None = No
         except LmxrayError as e:
             flow.note = f"no flow figure: {e}"
     sections.append(flow)
+    if flow_result is not None:
+        sections.append(flow_section(flow_result, figure_format))
 
     grid = Section("Attention maps per head")
     if trace.attention_heads is None and map_layers is None and map_heads is None:
