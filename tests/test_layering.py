@@ -46,3 +46,21 @@ def test_the_check_sees_lazy_root_and_relative_imports(tmp_path):
     probe = tmp_path / "probe.py"
     probe.write_text("import lmxray\nfrom lmxray import render\nfrom . import x\ndef f():\n    from lmxray.models import X\n")
     assert lmxray_imports(probe) == ["lmxray", "lmxray.render", "a relative import", "lmxray.models"]
+
+
+def test_no_handler_swallows_the_user_error():
+    """LmxrayError is a ValueError: an `except ValueError` (or Exception) around a `raise LmxrayError` would hide
+    it, as one did in the CLI's trace-path check. Checked on the source; calls that raise it are the author's care."""
+    bad = []
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Try):
+                continue
+            raises_it = any(isinstance(n, ast.Name) and n.id == "LmxrayError" for stmt in node.body for n in ast.walk(stmt))
+            for h in node.handlers:
+                names = {n.id for n in ast.walk(h.type) if isinstance(n, ast.Name)} if h.type else {"BaseException"}
+                if "LmxrayError" in names:
+                    break  # re-raised (or handled) before any broader handler sees it
+                if raises_it and names & {"ValueError", "Exception", "BaseException"}:
+                    bad.append(f"{path.relative_to(SRC)}:{node.lineno}")
+    assert not bad, f"handlers that swallow an LmxrayError raised in their try block: {bad}"

@@ -73,12 +73,14 @@ def test_flags_follow_the_documented_thresholds():
 
 
 @pytest.mark.parametrize("kwargs, words", [
-    ({"steps": 0}, "--steps"), ({"temperature": -0.5}, "--temperature"), ({"top_k": 0}, "--top-k"),
-    ({"steps": 200}, "context"),
+    ({"steps": 0}, "steps"), ({"temperature": -0.5}, "temperature"), ({"top_k": 0}, "top_k"),
+    ({"steps": 200}, "context"), ({"steps": 2.5}, "steps"), ({"top_k": True}, "top_k"),
 ])
 def test_bad_settings_are_user_errors(tiny_pair, kwargs, words):
-    with pytest.raises(LmxrayError, match=words):
+    """The library names its parameters (the CLI shows them as flags: --steps, --top-k)."""
+    with pytest.raises(LmxrayError, match=words) as err:
         logit_trace(tiny_pair[0], PROMPT, **kwargs)
+    assert not str(err.value).startswith("--"), "library messages name parameters, not flags"
 
 
 def test_cli_logits_table_json_and_file(capsys, tiny_dir, tmp_path):

@@ -46,12 +46,14 @@ class Batch:
 
 def resolve_position(position: int, n_tokens: int, what: str = "position") -> int:
     """A position as a non-negative index (negative counts from the end), or a clear error."""
+    params = ("position",) if what == "position" else ()
+    if isinstance(position, bool) or not isinstance(position, int):
+        raise LmxrayError(f"{what} must be an integer, got {position!r}", "pass e.g. -1 for the last token",
+                          params=params)
     p = position + n_tokens if position < 0 else position
     if not 0 <= p < n_tokens:
-        raise LmxrayError(
-            f"{what} {position} is out of range for a prompt of {n_tokens} tokens",
-            f"use 0..{n_tokens - 1} or -1..-{n_tokens}",
-        )
+        raise LmxrayError(f"{what} {position} is out of range for a prompt of {n_tokens} tokens",
+                          f"use 0..{n_tokens - 1} or -1..-{n_tokens}", params=params)
     return p
 
 

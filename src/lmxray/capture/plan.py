@@ -35,20 +35,35 @@ class CapturePlan:
     frozen: bool = False  # also keep norm scales, MLP gates and the final norm (what lmxray.flow freezes)
 
     def __post_init__(self):
+        for name in ("layers", "positions", "heads", "lens_positions", "components"):
+            if isinstance(getattr(self, name), list):  # lists read naturally in Python; the plan stores tuples
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+        for name in ("layers", "positions", "heads", "lens_positions"):
+            _check_indices(name, getattr(self, name))
+        for name in ("attention", "per_head", "row_stats", "lens", "frozen"):
+            if not isinstance(getattr(self, name), bool):
+                raise LmxrayError(f"{name} must be True or False, got {getattr(self, name)!r}",
+                                  f"pass {name}=True or {name}=False", params=(name,))
+        if isinstance(self.components, str) or not isinstance(self.components, tuple):
+            raise LmxrayError(f"components must be a tuple of names, got {self.components!r}",
+                              f"pass e.g. components=('residual',); names: {', '.join(COMPONENTS)}")
         unknown = set(self.components) - set(COMPONENTS)
         if unknown:
-            raise LmxrayError(
-                f"unknown component(s) {sorted(unknown)} in the capture plan",
-                f"choose from {', '.join(COMPONENTS)}",
-            )
-        if self.top_k < 1:
-            raise LmxrayError(f"top_k must be at least 1, got {self.top_k}", "pass --top-k 1 or more")
-        if not 0.0 <= self.threshold <= 1.0:
-            raise LmxrayError(
-                f"threshold must lie in [0, 1], got {self.threshold}", "pass e.g. --threshold 0.01"
-            )
-        if self.n_values is not None and self.n_values < 0:
-            raise LmxrayError(f"n_values must be >= 0, got {self.n_values}", "pass 0 to keep norms only")
+            raise LmxrayError(f"unknown component(s) {sorted(map(str, unknown))} in the capture plan",
+                              f"choose from {', '.join(COMPONENTS)}")
+        if not _is_int(self.top_k) or self.top_k < 1:
+            raise LmxrayError(f"top_k must be an integer of at least 1, got {self.top_k!r}", "pass top_k=1 or more",
+                              params=("top_k",))
+        if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)) \
+                or not 0.0 <= self.threshold <= 1.0:
+            raise LmxrayError(f"threshold must lie in [0, 1], got {self.threshold!r}", "pass e.g. threshold=0.01",
+                              params=("threshold",))
+        if self.n_values is not None and (not _is_int(self.n_values) or self.n_values < 0):
+            raise LmxrayError(f"n_values must be an integer >= 0 or None, got {self.n_values!r}",
+                              "pass 0 to keep norms only, None for full vectors")
+        if not _is_int(self.chunk_bytes) or self.chunk_bytes < 1:
+            raise LmxrayError(f"chunk_bytes must be a positive integer, got {self.chunk_bytes!r}",
+                              "leave the default (256 MiB) or pass e.g. chunk_bytes=2**24")
 
     @classmethod
     def from_dict(cls, data: dict) -> "CapturePlan":
@@ -88,3 +103,16 @@ def _resolve_index(i: int, n: int, what: str, scope: str) -> int:
     if not 0 <= j < n:
         raise LmxrayError(f"{what} {i} is out of range ({scope})", f"use 0..{n - 1} or -1..-{n}")
     return j
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_indices(name: str, value) -> None:
+    """None, or a non-empty tuple of integers (an empty tuple would capture nothing, silently)."""
+    if value is None or (name == "lens_positions" and value == ()):
+        return
+    if not isinstance(value, tuple) or not value or not all(_is_int(i) for i in value):
+        raise LmxrayError(f"{name} must be None or a non-empty tuple of integers, got {value!r}",
+                          f"pass e.g. {name}=(0, -1), or None for all", params=(name,))

@@ -20,6 +20,7 @@ from lmxray.cli import sweep, profile  # noqa: F401  (registers sweep, profile)
 from lmxray.cli import plot  # noqa: F401  (registers plot, maps)
 from lmxray.cli import report  # noqa: F401  (registers report)
 from lmxray.cli.app import DEBUG_FLAG, app, err, out
+from lmxray.cli.flags import cli_message
 from lmxray.errors import LmxrayError
 
 
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     except LmxrayError as e:
         if debug:
             raise
-        err.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+        err.print(f"error: {cli_message(e)}", markup=False, highlight=False, soft_wrap=True)
         return 2
     except (typer.Abort, KeyboardInterrupt):
         err.print("aborted", markup=False)

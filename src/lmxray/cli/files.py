@@ -65,11 +65,12 @@ def is_trace_path(source: str) -> bool:
         check_input(path)
         return True
     try:
-        if path.is_dir():
-            raise LmxrayError(f"{source} is a folder, not a trace file", "pass a trace file (.jsonl) or a prompt")
-        if not path.exists():
-            return False
+        is_dir, exists = path.is_dir(), path.exists()
     except (OSError, ValueError):  # a long prompt is not a valid path
+        return False
+    if is_dir:
+        raise LmxrayError(f"{source} is a folder, not a trace file", "pass a trace file (.jsonl) or a prompt")
+    if not exists:
         return False
     check_input(path)
     return True  # a regular file, or a pipe such as <(zcat t.jsonl.gz)

@@ -55,8 +55,9 @@ def _index_path() -> Path:
 
 
 def _read_index() -> dict:
+    path = _index_path()  # a bad $LMXRAY_CACHE is the user's error to see, not an empty index
     try:
-        return json.loads(_index_path().read_text())
+        return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
 

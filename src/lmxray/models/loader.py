@@ -29,10 +29,13 @@ def load(spec: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto"
 
     from lmxray.models.sources import resolve
 
+    if not isinstance(spec, str) or not spec:
+        raise LmxrayError(f"spec must name a model, got {spec!r}",
+                          'pass "smollm2", a .gguf path, an HF directory or an org/name in the local HF cache')
     if spec.startswith(RANDOM_PREFIX):
         spec, init = spec[len(RANDOM_PREFIX):], "random"
     if init not in ("pretrained", "random"):
-        raise LmxrayError(f"unknown init '{init}'", "use --init pretrained or --init random")
+        raise LmxrayError(f"unknown init {init!r}", 'use init "pretrained" or "random"', params=("init",))
     torch_device = pick_device(device)
     torch_dtype = pick_dtype(dtype, torch_device)
     resolved = resolve(spec, progress=progress)
@@ -112,17 +115,19 @@ def model_info(config, name: str, source: str, sha256: str | None, dtype: torch.
 
 def pick_device(device: str) -> torch.device:
     """``auto`` picks CUDA when present; asking for CUDA without one is a user error."""
+    if not isinstance(device, str):
+        raise LmxrayError(f"device must be a string, got {device!r}", 'use "auto", "cpu" or "cuda[:N]"')
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device != "cpu" and not re.fullmatch(r"cuda(:\d+)?", device):  # mps, meta, xla...: not supported
-        raise LmxrayError(f"unknown device '{device}'", "use auto, cpu or cuda[:N]")
+        raise LmxrayError(f"unknown device {device!r}", "use auto, cpu or cuda[:N]")
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise LmxrayError("CUDA was asked for but no CUDA device is available", "use --device cpu or --device auto")
+            raise LmxrayError("CUDA was asked for but no CUDA device is available", "use device cpu or auto")
         n = torch.cuda.device_count()
         if int(device.partition(":")[2] or 0) >= n:
             raise LmxrayError(f"there is no {device}: this machine has {n} CUDA device{'s' if n > 1 else ''}",
-                              f"use cuda:0..cuda:{n - 1} or --device auto")
+                              f"use cuda:0..cuda:{n - 1} or device auto")
     return torch.device(device)
 
 

@@ -41,7 +41,10 @@ class Model:
     # -- tokens -----------------------------------------------------------------------
     def encode(self, prompt: str) -> list[int]:
         """Token ids as the model sees them (special tokens such as BOS included), with input checks."""
-        if not isinstance(prompt, str) or not prompt.strip():
+        if not isinstance(prompt, str):
+            raise LmxrayError(f"a prompt must be text, got {type(prompt).__name__}",
+                              "pass a str (decode bytes first), or token ids to Model.trace")
+        if not prompt.strip():
             raise LmxrayError("the prompt is empty", "pass some text to trace")
         try:
             prompt.encode("utf-8")
@@ -79,6 +82,9 @@ class Model:
         position (negative counts from the end); ``expect`` maps query positions to expected key
         positions, as in ``{"-1": [0, 4]}``.
         """
+        if not isinstance(prompts, (str, list, tuple)):
+            raise LmxrayError(f"prompts must be text, token ids or a list of them, got {type(prompts).__name__}",
+                              'pass e.g. "The capital of France is" or ["Paris is in", "Rome is in"]')
         single = isinstance(prompts, str) or _is_ids(prompts)
         prompt_list = [prompts] if single else list(prompts)
         if not prompt_list:
@@ -121,8 +127,8 @@ class Model:
 def check_top_k(top_k: int, vocab_size: int) -> None:
     """A top-k larger than the vocabulary cannot be listed."""
     if top_k > vocab_size:
-        raise LmxrayError(f"--top-k {top_k} is larger than the model's vocabulary of {vocab_size} tokens",
-                          f"pass --top-k {vocab_size} or less")
+        raise LmxrayError(f"top_k {top_k} is larger than the model's vocabulary of {vocab_size} tokens",
+                          f"pass top_k {vocab_size} or less", params=("top_k",))
 
 
 def _position_value(v) -> int:

@@ -64,13 +64,16 @@ def confidence_flag(top1: float) -> str:
 
 def check_generation_args(steps: int, top_k: int, temperature: float) -> None:
     """Refuse impossible settings before any model work."""
-    if steps <= 0:
-        raise LmxrayError(f"--steps must be at least 1, got {steps}", "pass e.g. --steps 8")
-    if top_k < 1:
-        raise LmxrayError(f"--top-k must be at least 1, got {top_k}", "pass e.g. --top-k 5")
-    if not temperature >= 0 or math.isinf(temperature):
-        raise LmxrayError(f"--temperature must be a finite number >= 0, got {temperature}",
-                          "use 0 for greedy decoding or e.g. 0.8 to sample")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
+        raise LmxrayError(f"steps must be an integer of at least 1, got {steps!r}", "pass e.g. steps 8",
+                          params=("steps",))
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise LmxrayError(f"top_k must be an integer of at least 1, got {top_k!r}", "pass e.g. top_k 5",
+                          params=("top_k",))
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not temperature >= 0 \
+            or math.isinf(temperature):
+        raise LmxrayError(f"temperature must be a finite number >= 0, got {temperature!r}",
+                          "use 0 for greedy decoding or e.g. 0.8 to sample", params=("temperature",))
 
 
 @torch.no_grad()
@@ -82,7 +85,7 @@ def logit_trace(model, prompt: str, steps: int = 8, top_k: int = 5, temperature:
     limit = model.max_positions
     if limit and len(ids) + steps - 1 > limit:
         raise LmxrayError(f"{len(ids)} prompt tokens + {steps} steps exceed the model's context of {limit}",
-                          "use fewer --steps or a shorter prompt")
+                          "use fewer steps or a shorter prompt", params=("steps",))
     k = min(top_k, model.info.vocab_size)
     generator = torch.Generator(device=model.device).manual_seed(seed) if temperature > 0 else None
     eos = getattr(model.tokenizer, "eos_token_id", None)
