@@ -91,3 +91,18 @@ def test_compare_cli_warns_once_and_its_json_matches_the_files(capsys, tiny_dir,
     assert code == 0 and stderr == "" and "per layer at the prediction position" in stdout
     assert "entropy / log2(key positions)" in stdout
     assert_user_error(capsys, ["compare", a, b, "--align", "middle"], "--align", "start or end")
+
+
+def test_compare_says_when_the_models_differ(capsys, tiny_dir, tmp_path):
+    """A trace of a model and one of its random-init twin: the table notes it, the JSON carries it."""
+    from cli_helpers import run
+
+    real, twin = tmp_path / "real.jsonl", tmp_path / "twin.jsonl"
+    assert run(capsys, "trace", "hello world", "--model", tiny_dir, "--out", real)[0] == 0
+    assert run(capsys, "trace", "hello world", "--model", f"random:{tiny_dir}", "--out", twin)[0] == 0
+    code, stdout, _ = run(capsys, "compare", real, twin)
+    assert code == 0 and "note: different models" in stdout and "random-init twin" in stdout
+    code, stdout, err = run(capsys, "compare", real, twin, "--json")
+    assert code == 0 and "random-init twin" in json.loads(stdout)["models"] and "different models" in err
+    code, stdout, _ = run(capsys, "compare", real, real, "--json")
+    assert json.loads(stdout)["models"] is None

@@ -161,6 +161,18 @@ def length_warning(a: Trace, b: Trace) -> str | None:
             f"length-normalised rows, and per-layer JS pairs key positions aligned at the start or end (--align)")
 
 
+def model_note(a: Trace, b: Trace) -> str | None:
+    """One line when the traces come from different models (a random-init twin included); None for the same model."""
+    ma, mb = a.model, b.model
+    same = (ma.name, ma.sha256, ma.architecture, ma.n_layers, ma.d_model) == \
+        (mb.name, mb.sha256, mb.architecture, mb.n_layers, mb.d_model)
+    if same:
+        return None
+    shape = (ma.architecture, ma.n_layers, ma.d_model) == (mb.architecture, mb.n_layers, mb.d_model)
+    twin = " (one is the other's random-init twin)" if shape and (ma.source == "random") != (mb.source == "random") else ""
+    return f"different models: A was traced on {ma.name}, B on {mb.name}{twin}; differences mix model and prompt"
+
+
 def _rows(trace: Trace) -> np.ndarray | None:
     """[layer, key] attention of the prediction position, each row normalised to sum to 1 (None without maps)."""
     if trace.attention is None:

@@ -71,7 +71,7 @@ def compare(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ):
     """Compare two traces: summed and length-normalised metrics, then per layer JS divergence and first-position share."""
-    from lmxray.analysis.convergence import compare as compare_traces, compare_layers, length_warning
+    from lmxray.analysis.convergence import compare as compare_traces, compare_layers, length_warning, model_note
     from lmxray.cli.app import err
     from lmxray.trace.reader import read_trace
 
@@ -79,12 +79,15 @@ def compare(
         raise LmxrayError(f"--align {align!r} is not start or end", "pass --align start or --align end")
     ta, tb = read_trace(check_input(a)), read_trace(check_input(b))
     rows, layers, warning = compare_traces(ta, tb), compare_layers(ta, tb, align), length_warning(ta, tb)
-    if warning is not None:
-        err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+    models_differ = model_note(ta, tb)
+    for line in ((models_differ if as_json else None), warning):  # tables say it on stdout, as a note
+        if line is not None:
+            err.print(f"warning: {line}", markup=False, highlight=False, soft_wrap=True)
     if as_json:
-        out.print_json(data=render_text.compare_json(str(a), str(b), rows, layers, align, warning))
+        data = render_text.compare_json(str(a), str(b), rows, layers, align, warning)
+        out.print_json(data={**data, "models": models_differ})
     else:
-        render_text.print_compare(out, str(a), str(b), ta, tb, rows, layers, align)
+        render_text.print_compare(out, str(a), str(b), ta, tb, rows, layers, align, models_differ)
 
 
 @app.command()

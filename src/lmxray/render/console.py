@@ -86,7 +86,7 @@ def trace_json(trace: Trace, rows: list[ConvergenceRow], summary: Summary, path:
 
 
 def print_compare(out: Console, name_a: str, name_b: str, a: Trace, b: Trace, rows, layers=(),
-                  align: str = "start") -> None:
+                  align: str = "start", models_differ: str | None = None) -> None:
     table = Table(title="comparison at the prediction position (summed over layers and heads, then "
                         "length-normalised)", title_justify="left")
     table.add_column("metric", no_wrap=True)
@@ -96,6 +96,8 @@ def print_compare(out: Console, name_a: str, name_b: str, a: Trace, b: Trace, ro
         table.add_row(label, _fmt(va), _fmt(vb))
     out.print(f"A: {name_a}: {show(a.prompt)} -> {show(a.predicted_text)}", soft_wrap=True)
     out.print(f"B: {name_b}: {show(b.prompt)} -> {show(b.predicted_text)}", soft_wrap=True)
+    if models_differ:
+        out.print(f"note: {models_differ}", soft_wrap=True, markup=False)
     out.print(table)
     if not layers:
         out.print("[dim](no per-layer table: a trace has no attention maps)[/dim]")
