@@ -17,7 +17,7 @@ from lmxray.trace.writer import write_trace
 from test_trace_io import make_trace, seed_fixture_lines
 
 FUZZ_SEED = 20261201
-N_JSONL_MUTANTS = 600
+N_JSONL_MUTANTS = 2000  # issue 10: >= 2,000 mutants read and summarised in under 60 s
 N_DENSE_MUTANTS = 200
 HUGE = (10**30, 2**63, 2**64 + 1, 10**7, 1.7e308, -1, 1.5, 2.0, True, None, "x", [], {}, [[1]], 1e-320)
 
@@ -218,9 +218,14 @@ def _mutate(rng: random.Random, recs: list) -> list:
 
 
 def _check_read(path) -> bool:
-    """True when the file reads into a consistent trace, False when refused with one line; anything else fails."""
+    """True when the file reads into a consistent trace and summarises, False when refused with one line;
+    anything else fails."""
+    from lmxray.analysis.convergence import convergence, summarize
+
     try:
         trace = read_trace(path)
+        summarize(trace)
+        convergence(trace)
     except LmxrayError as e:
         assert "\n" not in str(e), str(e)
         return False
