@@ -17,8 +17,10 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from lmxray.experiments.datasets import Pair, read_pairs
-from lmxray.experiments.sweep import sweep_batch
+from lmxray.analysis.divergence import differing_spans
+from lmxray.experiments.datasets import (SHIPPED_LENGTH_MATCHED_PAIRS, SHIPPED_PAIR_SETS, SHIPPED_PAIRS, Pair,
+                                         pair_source, read_pairs)
+from lmxray.experiments.sweep import LaunchedBatch, collect_batch, sweep_batch
 from lmxray.models.loader import from_hf
 from cli_helpers import assert_user_error, run
 from tiny_models import BosTokenizer, tiny_model
@@ -66,7 +68,22 @@ def direct_js(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.array(out)
 
 
-@pytest.mark.parametrize("how", ["start", "end"])
+def units_by_hand(a_ids, b_ids, p, q):
+    """Rows summed per aligned unit, written out from difflib's opcodes (independent of lmxray.analysis)."""
+    import difflib
+
+    up, uq = [], []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a_ids, b_ids, autojunk=False).get_opcodes():
+        if tag == "equal":
+            up += [p[:, i] for i in range(i1, i2)]
+            uq += [q[:, j] for j in range(j1, j2)]
+        else:
+            up.append(p[:, i1:i2].sum(1))
+            uq.append(q[:, j1:j2].sum(1))
+    return np.stack(up, 1), np.stack(uq, 1)
+
+
+@pytest.mark.parametrize("how", ["tokens", "start", "end"])
 def test_sweep_rows_match_eager_attention(tiny, how):
     table = sweep_batch(tiny, PAIRS, encode(tiny, PAIRS), how)
     n_layers = tiny.info.n_layers
@@ -75,8 +92,10 @@ def test_sweep_rows_match_eager_attention(tiny, how):
         p, q = eager_rows(tiny, pair.intended), eager_rows(tiny, pair.contradictory)
         width = max(p.shape[1], q.shape[1])
         pad = lambda r: np.pad(r, [(0, 0), (0, width - r.shape[1]) if how == "start" else (width - r.shape[1], 0)])  # noqa: E731
+        aligned = units_by_hand(tiny.encode(pair.intended), tiny.encode(pair.contradictory), p, q) \
+            if how == "tokens" else (pad(p), pad(q))
         rows = slice(k * n_layers, (k + 1) * n_layers)
-        for name, ref in (("js", direct_js(pad(p), pad(q))), ("bos_share_intended", p[:, 0]),
+        for name, ref in (("js", direct_js(*aligned)), ("bos_share_intended", p[:, 0]),
                           ("bos_share_contradictory", q[:, 0])):
             drift = float(np.abs(column(table, name)[rows] - ref).max())
             assert drift <= EAGER_TOL, f"pair {pair.id}, align {how}: {name} drifts {drift:.3e} from eager"
@@ -90,8 +109,8 @@ def test_sweep_rows_match_eager_attention(tiny, how):
 
 
 def test_batched_equals_one_at_a_time(tiny):
-    together = sweep_batch(tiny, PAIRS, encode(tiny, PAIRS), "start")
-    alone = [sweep_batch(tiny, [p], encode(tiny, [p]), "start") for p in PAIRS]
+    together = sweep_batch(tiny, PAIRS, encode(tiny, PAIRS), "tokens")
+    alone = [sweep_batch(tiny, [p], encode(tiny, [p]), "tokens") for p in PAIRS]
     for name in ("js", "bos_share_intended", "bos_share_contradictory", "prob_intended", "prob_contradictory"):
         single = np.concatenate([column(t, name) for t in alone])
         drift = float(np.abs(column(together, name) - single).max())
@@ -99,9 +118,45 @@ def test_batched_equals_one_at_a_time(tiny):
     assert together.column("top1_intended").to_pylist() == sum((t.column("top1_intended").to_pylist() for t in alone), [])
 
 
+def test_pair_rows_record_lengths_and_differing_spans(tiny):
+    table = sweep_batch(tiny, PAIRS, encode(tiny, PAIRS), "tokens").to_pydict()
+    first = {pid: table["id"].index(pid) for pid in ("a", "b", "c")}
+    for pair in PAIRS:
+        i, (a, b) = first[pair.id], encode(tiny, [pair])[0]
+        assert (table["n_tokens_intended"][i], table["n_tokens_contradictory"][i]) == (len(a), len(b))
+        assert table["length_matched"][i] is (len(a) == len(b))
+    i = first["c"]  # "water is wet and cold" against "water is dry" (the tiny tokenizer splits characters)
+    a, b = encode(tiny, [PAIRS[2]])[0]
+    assert table["n_shared_tokens"][i] == len(a) - sum(len(x) for x, _ in differing_spans(a, b))
+    for side, prompt in (("intended", PAIRS[2].intended), ("contradictory", PAIRS[2].contradictory)):
+        spans = table[f"differs_{side}"][i].split(" … ")
+        assert spans and all(span in prompt for span in spans), f"{side}: {spans} are not parts of {prompt!r}"
+
+
+def test_inserted_token_without_mass_gives_zero_js_through_a_padded_batch(tiny):
+    """Constructed prompts and attention rows: b is a with one token inserted that receives no mass."""
+    a = tiny.encode("the value is big")
+    extra = next(t for t in tiny.encode("xyzqk") if t not in a)
+    b = a[:2] + [extra] + a[2:]
+    n_layers, width = 3, len(b)
+    rng = np.random.default_rng(1)
+    p = rng.random((n_layers, len(a))) * 9  # head-summed rows sum to n_heads
+    q = np.insert(p, 2, 0.0, axis=1)
+    rows = np.zeros((2, n_layers, width))
+    rows[0, :, width - len(a):], rows[1] = p, q  # left padding
+    launched = LaunchedBatch([Pair("ins", "c", "x", "y")], [a, b], np.array([width - len(a), 0]),
+                             torch.tensor(rows), torch.tensor([0.5, 0.5]), torch.tensor([1, 1]), None)
+    table = collect_batch(tiny, launched, "tokens")
+    js = column(table, "js")
+    assert js.shape == (n_layers,) and np.abs(js).max() <= 1e-12, f"JS {js} for a token without mass"
+    assert column(collect_batch(tiny, launched, "start"), "js").min() > 0.01, "start alignment no longer shifts"
+    assert table.column("length_matched").to_pylist() == [False] * n_layers
+
+
 def write_pairs(path: Path, n: int) -> Path:
     rows = [{"id": f"p{i:03d}", "category": ["alpha", "beta", "gamma"][i % 3], "intended": f"the value {i} is big",
-             "contradictory": f"a value {i * 7} was small", "expected": "x"} for i in range(n)]
+             "contradictory": f"the value {i} is bad" if i % 2 else f"a value {i * 7} was small", "expected": "x"}
+            for i in range(n)]  # odd pairs keep the length (the tiny tokenizer splits characters)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
 
@@ -110,7 +165,8 @@ def test_sweep_cli_writes_tables_figures_and_summary(capsys, tiny_dir, tmp_path)
     pairs, folder = write_pairs(tmp_path / "pairs.jsonl", 7), tmp_path / "run"
     code, stdout, _ = run(capsys, "sweep", pairs, "--model", tiny_dir, "--out", folder, "--batch-size", 3)
     assert code == 0
-    for text in ("sweep of 7 pairs", "alpha", "gamma", "all", "peak L", "BOS peak"):
+    for text in ("sweep of 7 pairs", "alpha", "gamma", "all", "peak L", "BOS peak", "--align tokens",
+                 "length differs", "Mean JS of the"):
         assert text in stdout, f"{text!r} missing from the sweep output"
     for name in ("layers.parquet", "layers.csv", "pairs.parquet", "pairs.csv", "summary.csv", "summary.parquet",
                  "bos_profile.csv", "summary.md", "summary.json", "divergence_by_category.png", "bos_profile.png"):
@@ -124,6 +180,13 @@ def test_sweep_cli_writes_tables_figures_and_summary(capsys, tiny_dir, tmp_path)
     data = json.loads(again)
     assert code == 0 and data["pairs"] == 7 and [c["category"] for c in data["categories"]] == ["alpha", "beta", "gamma", "all"]
     assert data["categories"][0]["n_pairs"] == 3
+    matched = per_pair.column("length_matched").to_pylist()
+    split = data["length_split"]
+    assert (split["n_matched"], split["n_mismatched"]) == (sum(matched), 7 - sum(matched))
+    groups = {g["category"]: g["n_pairs"] for g in data["length_groups"]}
+    assert groups == {name: n for name, n in (("same length", sum(matched)), ("length differs", 7 - sum(matched))) if n}
+    summary = pq.read_table(folder / "summary.parquet").to_pydict()
+    assert summary["kind"][-len(groups):] == ["length"] * len(groups)
 
 
 def test_sweep_resumes_and_fresh_starts_over(capsys, tiny_dir, tmp_path):
@@ -160,6 +223,25 @@ def test_sigkill_and_resume_give_the_same_tables(capsys, tiny_dir, tmp_path):
         a, b = pq.read_table(reference / name), pq.read_table(killed / name)
         assert a.num_rows == b.num_rows, f"{name}: {b.num_rows} rows after resuming, {a.num_rows} uninterrupted"
         assert a.equals(b), f"{name} differs between the resumed and the uninterrupted run"
+
+
+def test_run_folder_of_the_old_layout_is_refused_and_fresh_rebuilds_it(capsys, tiny_dir, tmp_path):
+    pairs, folder = write_pairs(tmp_path / "pairs.jsonl", 2), tmp_path / "run"
+    assert run(capsys, "sweep", pairs, "--model", tiny_dir, "--out", folder)[0] == 0
+    manifest = json.loads((folder / "run.json").read_text())
+    del manifest["schema"]  # as lmxray wrote it before the rows had length columns
+    manifest["settings"] = {"align": "start"}
+    (folder / "run.json").write_text(json.dumps(manifest))
+    summary = json.loads((folder / "summary.json").read_text())
+    del summary["schema"]
+    (folder / "summary.json").write_text(json.dumps(summary))
+    before = snapshot(folder)
+    assert_user_error(capsys, ["sweep", pairs, "--model", tiny_dir, "--out", folder], "layout 1", "layout 2", "--fresh")
+    assert_user_error(capsys, ["sweep", "--summary", folder], "another lmxray version", "--fresh")
+    assert snapshot(folder) == before, "a refused command changed the run folder"
+    code, _, err = run(capsys, "sweep", pairs, "--model", tiny_dir, "--out", folder, "--fresh")
+    assert code == 0 and "2 pairs computed, 0 resumed" in err, err
+    assert json.loads((folder / "run.json").read_text())["schema"] == 2
 
 
 def test_stray_temporary_part_is_ignored_and_removed(capsys, tiny_dir, tmp_path):
@@ -255,6 +337,31 @@ def test_summary_of_something_that_is_not_a_run(capsys, tmp_path):
     assert_user_error(capsys, ["sweep", "--summary", tmp_path / "nope"], "does not exist")
     (tmp_path / "summary.json").write_bytes(b"\x9d\xff binary")
     assert_user_error(capsys, ["profile", "--summary", tmp_path], "cannot read")
+
+
+def test_shipped_sets_by_name():
+    assert pair_source(None) == SHIPPED_PAIRS and pair_source("contexts") == SHIPPED_PAIRS
+    assert pair_source("length-matched") == SHIPPED_LENGTH_MATCHED_PAIRS and pair_source("x.jsonl") == Path("x.jsonl")
+    assert all(path.is_file() for path in SHIPPED_PAIR_SETS.values())
+
+
+def test_length_matched_set_is_complete():
+    pairs = read_pairs(SHIPPED_LENGTH_MATCHED_PAIRS)
+    categories = {p.category for p in pairs}
+    assert len(pairs) >= 100 and len(categories) >= 5, f"{len(pairs)} pairs in {sorted(categories)}"
+    assert all(p.expected for p in pairs) and all(p.intended != p.contradictory for p in pairs)
+    assert not {p.id for p in pairs} & {p.id for p in read_pairs(SHIPPED_PAIRS)}, "ids shared with the contexts set"
+
+
+@pytest.mark.builtin
+def test_length_matched_set_has_equal_token_counts_on_the_builtin_tokenizer():
+    import lmxray
+
+    model = lmxray.load("smollm2")
+    unequal = [(p.id, len(model.encode(p.intended)), len(model.encode(p.contradictory)))
+               for p in read_pairs(SHIPPED_LENGTH_MATCHED_PAIRS)
+               if len(model.encode(p.intended)) != len(model.encode(p.contradictory))]
+    assert not unequal, f"pairs whose prompts differ in token count on smollm2: {unequal}"
 
 
 def test_shipped_pair_set_is_complete():

@@ -16,6 +16,8 @@ from lmxray.special import device_kind
 
 DATA_DIR = Path(__file__).parent / "data"
 SHIPPED_PAIRS = DATA_DIR / "pairs.jsonl"
+SHIPPED_LENGTH_MATCHED_PAIRS = DATA_DIR / "pairs_length_matched.jsonl"  # same token count on SmolLM2's tokenizer
+SHIPPED_PAIR_SETS = {"contexts": SHIPPED_PAIRS, "length-matched": SHIPPED_LENGTH_MATCHED_PAIRS}
 SHIPPED_CORPORA = {
     "cpp": DATA_DIR / "corpora" / "cpp.txt",
     "python": DATA_DIR / "corpora" / "python.txt",
@@ -56,7 +58,8 @@ def read_pairs(path: str | Path) -> list[Pair]:
     elif path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
         rows = _jsonl_rows(path, text)
     else:
-        raise LmxrayError(f"{path}: unsupported pair file type '{path.suffix}'", "use a .jsonl or .csv file")
+        raise LmxrayError(f"{path}: unsupported pair file type '{path.suffix}'",
+                          f"use a .jsonl or .csv file, or a shipped set: {', '.join(SHIPPED_PAIR_SETS)}")
     pairs, first_line = [], {}
     for line, row in rows:
         pair = _pair(path, line, row)
@@ -68,6 +71,13 @@ def read_pairs(path: str | Path) -> list[Pair]:
     if not pairs:
         raise LmxrayError(f"{path}: no pairs in the file", "add rows with id, category, intended, contradictory")
     return pairs
+
+
+def pair_source(spec: str | Path | None) -> Path:
+    """The pair file a sweep reads: a path, a shipped set's name (``contexts``, ``length-matched``) or None (``contexts``)."""
+    if spec is None:
+        return SHIPPED_PAIRS
+    return SHIPPED_PAIR_SETS.get(str(spec), Path(spec))
 
 
 def _jsonl_rows(path: Path, text: str):

@@ -16,13 +16,17 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from lmxray.analysis.divergence import ALIGNMENTS, DEFAULT_JS_THRESHOLD, first_share, js_divergence, normalise
+from lmxray.analysis.divergence import (ALIGNMENTS, DEFAULT_ALIGNMENT, DEFAULT_JS_THRESHOLD, align,
+                                        differing_spans, first_share, js_divergence, normalise)
 from lmxray.capture import CapturePlan, capture
 from lmxray.errors import LmxrayError
 from lmxray.experiments.datasets import Pair
 from lmxray.experiments.store import RunStore
 
 COMMAND = "sweep"
+# Layout of the stored rows; a run folder of another layout is refused (store.py). 2: token alignment,
+# length_matched, n_shared_tokens and the differing spans.
+ROWS_SCHEMA = 2
 # Only the prediction position's head-summed attention row: no per-head maps, row entropy, vectors or lens.
 SWEEP_PLAN = CapturePlan(positions=(-1,), attention=True, per_head=False, row_stats=False, components=(),
                          n_values=0, lens=False)
@@ -33,7 +37,7 @@ class SweepConfig:
     """Sweep options; ``align`` shapes the stored rows, the others only how they are computed or summarised."""
 
     batch_size: int = 16  # pairs per forward pass (two prompts each)
-    align: str = "start"  # "start": position 0 with position 0; "end": prediction positions lined up
+    align: str = DEFAULT_ALIGNMENT  # "tokens": shared tokens matched, differing spans as units; "start"; "end"
     threshold: float = DEFAULT_JS_THRESHOLD  # JS above this marks the first divergence layer
     limit: int | None = None  # only the first N pairs of the dataset
 
@@ -53,7 +57,8 @@ class SweepConfig:
 
 
 def sweep_store(folder, model_spec: str, config: SweepConfig) -> RunStore:
-    return RunStore(folder, COMMAND, model_spec, config.stored_settings())
+    """The run folder of a sweep, tied to its model, its alignment and the layout of its rows."""
+    return RunStore(folder, COMMAND, model_spec, config.stored_settings(), schema=ROWS_SCHEMA)
 
 
 def run_sweep(model, pairs: list[Pair], store: RunStore, config: SweepConfig, fresh: bool = False,
@@ -130,10 +135,16 @@ def collect_batch(model, launched: LaunchedBatch, how: str) -> pa.Table:
     shift = np.arange(width)[None, :] + launched.pads[:, None]  # start alignment: real position 0 at index 0
     started = np.take_along_axis(rows, np.minimum(shift, width - 1)[:, None, :], axis=-1)
     started *= (shift < width)[:, None, :]
-    aligned = started if how == "start" else rows  # left padding already lines up the prediction positions
-    js = js_divergence(aligned[0::2], aligned[1::2])  # [pair, layer]
-    bos = first_share(started)  # [prompt, layer]
     pairs, flat = launched.pairs, launched.ids
+    if how == "tokens":
+        # each prompt's real positions, summed over the units its token ids align to (one pair at a time)
+        js = np.stack([js_divergence(*align(started[2 * n][:, :len(flat[2 * n])],
+                                            started[2 * n + 1][:, :len(flat[2 * n + 1])], "tokens",
+                                            (flat[2 * n], flat[2 * n + 1]))) for n in range(len(pairs))])
+    else:  # left padding already lines up the prediction positions
+        aligned = started if how == "start" else rows
+        js = js_divergence(aligned[0::2], aligned[1::2])  # [pair, layer]
+    bos = first_share(started)  # [prompt, layer]
     n_layers = js.shape[1]
     top_prob, top_id = launched.top_prob.numpy(), launched.top_id.numpy()
     texts = [model.token_text(int(t)) for t in top_id]
@@ -141,9 +152,14 @@ def collect_batch(model, launched: LaunchedBatch, how: str) -> pa.Table:
     expected_share = []
     for n, pair in enumerate(pairs):
         a, b = 2 * n, 2 * n + 1
+        spans = differing_spans(flat[a], flat[b])
         values = {
             "id": pair.id, "category": pair.category,
             "n_tokens_intended": len(flat[a]), "n_tokens_contradictory": len(flat[b]),
+            "length_matched": len(flat[a]) == len(flat[b]),
+            "n_shared_tokens": len(flat[a]) - sum(len(x) for x, _ in spans),
+            "differs_intended": SPAN_SEPARATOR.join(model.tokenizer.decode(x) for x, _ in spans),
+            "differs_contradictory": SPAN_SEPARATOR.join(model.tokenizer.decode(y) for _, y in spans),
             "top1_intended": texts[a], "prob_intended": float(top_prob[a]),
             "top1_contradictory": texts[b], "prob_contradictory": float(top_prob[b]),
             "expected": pair.expected,
@@ -205,11 +221,13 @@ ROW_SCHEMA = pa.schema([
     ("id", pa.string()), ("category", pa.string()), ("layer", pa.int32()), ("js", pa.float64()),
     ("bos_share_intended", pa.float64()), ("bos_share_contradictory", pa.float64()),
     ("expected_share_intended", pa.float64()),
-    ("n_tokens_intended", pa.int32()), ("n_tokens_contradictory", pa.int32()),
+    ("n_tokens_intended", pa.int32()), ("n_tokens_contradictory", pa.int32()), ("length_matched", pa.bool_()),
+    ("n_shared_tokens", pa.int32()), ("differs_intended", pa.string()), ("differs_contradictory", pa.string()),
     ("top1_intended", pa.string()), ("prob_intended", pa.float64()),
     ("top1_contradictory", pa.string()), ("prob_contradictory", pa.float64()),
     ("expected", pa.string()), ("hit_intended", pa.bool_()), ("hit_contradictory", pa.bool_()),
 ])
 ROW_FIELDS = ROW_SCHEMA.names
+SPAN_SEPARATOR = " … "  # between the differing spans of one prompt in differs_intended/differs_contradictory
 PAIR_FIELDS = [name for name in ROW_FIELDS if name not in
                ("layer", "js", "bos_share_intended", "bos_share_contradictory", "expected_share_intended")]
