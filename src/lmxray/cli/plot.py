@@ -71,6 +71,8 @@ def plot(
     heads: Optional[str] = typer.Option(None, "--heads", help=HEADS_HELP),
     vmax: str = typer.Option("1", "--vmax", help=VMAX_HELP),
     min_share: float = typer.Option(0.02, "--min-share", help="Flow edges lighter than this share of the heaviest are not drawn."),
+    group: Optional[int] = typer.Option(None, "--group", help="Flow graph: consecutive layers per band (edge weight "
+                                        "averaged over them; default: at most 8 bands; 1 draws every layer)."),
     graph: bool = typer.Option(False, "--graph", help="On a flow trace (lmxray flow --out): draw the attention flow graph "
                                "instead of the per-source stacked bars."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a line."),
@@ -104,7 +106,7 @@ def plot(
         from lmxray.render.figures import save_figure
         from lmxray.render.flow_figure import flow_figure
 
-        fig = flow_figure(trace, convergence(trace), layers=layer_list, min_share=min_share)
+        fig = flow_figure(trace, convergence(trace), layers=layer_list, min_share=min_share, group=group)
         save_figure(fig, out_path)
         _report("flow figure", out_path, as_json, position=trace.position, layers=layer_list or trace.layers)
 

@@ -183,7 +183,7 @@ def report_html(trace: Trace, sections: list[Section]) -> str:
         body.append("<section>" + "\n".join(block) + "</section>")
     title = f"lmxray report: {trace.prompt[:60]}"
     created = f", trace created {text(trace.created)}" if trace.created else ""
-    return (f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><title>{text(title)}</title>"
+    return (f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><meta name=viewport content='width=device-width, initial-scale=1'><title>{text(title)}</title>"
             f"<style>\n{style}</style></head><body>\n<h1>lmxray report</h1>\n"
             + "\n".join(body)
             + f"\n<footer>lmxray {text(trace.version or _version())}{created}</footer>\n</body></html>\n")

@@ -1,0 +1,122 @@
+"""The seeds' figures: grouped flow bands, the heads figure's row titles, the report's page margins."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+
+from lmxray.analysis.convergence import convergence
+from lmxray.analysis.heads import HeadScores
+from lmxray.capture.plan import CapturePlan
+from lmxray.models.loader import from_hf
+from lmxray.render.flow_figure import DEFAULT_MIN_SHARE, MAX_BANDS, MAX_LINE_WIDTH, flow_figure, layer_bands
+from lmxray.render.heads_figure import head_scores_figure
+from cli_helpers import assert_user_error
+from tiny_models import BosTokenizer, tiny_model
+
+PROMPT = "hi there"
+TOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A tiny llama's trace (per-head attention kept) and the eager attention [layer, head, q, k] of the same weights."""
+    base = tiny_model("llama")
+    eager = copy.deepcopy(base)
+    model = from_hf(base, BosTokenizer(), "tiny-llama")
+    trace = model.trace(PROMPT, plan=CapturePlan(per_head=True))
+    with torch.no_grad():
+        out = eager(torch.tensor([model.encode(PROMPT)]), output_attentions=True)
+    return trace, torch.stack(out.attentions)[:, 0].double().numpy()
+
+
+def test_layer_bands_keep_at_most_max_bands():
+    bands = layer_bands(list(range(30)))
+    assert len(bands) <= MAX_BANDS and [l for b in bands for l in b] == list(range(30))
+    assert layer_bands(list(range(30)), 1) == [[l] for l in range(30)]
+    assert layer_bands([0, 1, 2], 2) == [[0, 1], [2]]
+
+
+def test_grouped_flow_edges_are_the_band_mean_of_eager_weights(tiny):
+    trace, eager = tiny
+    fig = flow_figure(trace, convergence(trace), group=2)
+    summed = eager.sum(1)  # [layer, q, k], summed over heads
+    want = np.stack([summed[[0, 1]].mean(0), summed[[2]].mean(0)])  # bands L0-L1 and L2
+    heaviest = want.max()
+    drawn = want[want >= DEFAULT_MIN_SHARE * heaviest]
+    (edges,) = [c for c in fig.axes[0].collections if isinstance(c, LineCollection)]
+    assert len(edges.get_segments()) == drawn.size
+    widths = np.sort(edges.get_linewidths())
+    assert np.max(np.abs(widths - np.sort(0.15 + (MAX_LINE_WIDTH - 0.15) * drawn / heaviest))) <= TOL * MAX_LINE_WIDTH
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["L0–L1", "L2"]
+    assert "mean over each band's layers" in fig.axes[0].get_title()
+
+
+def test_convergence_bar_says_which_layers_it_sums(tiny):
+    trace, eager = tiny
+    fig = flow_figure(trace, convergence(trace), layers=[-1])
+    title = fig.axes[1].get_title()
+    assert f"all 3 layers (L0–L2) and {trace.model.n_heads} heads" in title, title
+    got = np.array([b.get_width() for b in fig.axes[1].patches])
+    assert np.max(np.abs(got - eager[:, :, trace.position].sum((0, 1)))) <= TOL  # all layers, though one is drawn
+
+
+def test_plot_group_below_one_is_a_user_error(capsys, tiny_dir, tmp_path):
+    from lmxray.cli import main
+
+    trace_file = tmp_path / "t.jsonl"
+    assert main(["trace", PROMPT, "--model", str(tiny_dir), "--out", str(trace_file)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "f.png"
+    assert_user_error(capsys, ["plot", trace_file, "--group", "0", "--out", out], "group", out_file=out)
+
+
+def _scores(n_layers=4, n_heads=3) -> HeadScores:
+    rng = np.random.default_rng(0)
+    patterns = ["previous_token", "first_token"]
+    shape = (n_layers, n_heads)
+    return HeadScores(model="m", layers=list(range(n_layers)), scores={p: rng.random(shape) for p in patterns},
+                      skip_k=np.full(shape, 2), labels=np.full(shape, "mixed"), baseline="random init (3 seeds)",
+                      baseline_mean={p: rng.random(shape) * 0.2 for p in patterns},
+                      baseline_std={p: np.full(shape, 0.01) for p in patterns},
+                      z={p: rng.normal(size=shape) for p in patterns})
+
+
+def _text_boxes(fig: Figure):
+    renderer = fig.canvas.get_renderer()
+    texts = [t for f in [fig, *fig.subfigs] for t in ([f._suptitle] if f._suptitle else [])]
+    texts += [ax.title for ax in fig.axes]
+    return [(t.get_text(), t.get_window_extent(renderer)) for t in texts if t.get_text()]
+
+
+def test_heads_figure_titles_do_not_overlap_and_panels_hold_the_scores():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    scores = _scores()
+    fig = head_scores_figure(scores, ["previous_token", "first_token"])
+    FigureCanvasAgg(fig).draw()
+    boxes = _text_boxes(fig)
+    for i, (a, box_a) in enumerate(boxes):
+        for b, box_b in boxes[i + 1:]:
+            assert not box_a.overlaps(box_b), f"title {a!r} overlaps {b!r}"
+    images = [ax.images[0].get_array() for ax in fig.axes if ax.images]
+    want = [scores.scores["previous_token"], scores.scores["first_token"],
+            scores.baseline_mean["previous_token"], scores.baseline_mean["first_token"]]
+    assert len(images) == 4 and all(np.allclose(np.asarray(g), w) for g, w in zip(images, want))
+    assert [sf._suptitle.get_text() for sf in fig.subfigs] == ["m (the model)",
+                                                                "baseline: random init (3 seeds) (mean score)"]
+
+
+def test_report_css_has_page_margins():
+    import importlib.resources
+    import re
+
+    css = importlib.resources.files("lmxray.render").joinpath("report.css").read_text(encoding="utf-8")
+    body = re.search(r"body \{([^}]*)\}", css).group(1)
+    assert re.search(r"padding: 2em clamp\(1em", body), "the body has no side padding"
+    assert "@page { margin" in css
