@@ -120,3 +120,35 @@ def test_report_css_has_page_margins():
     body = re.search(r"body \{([^}]*)\}", css).group(1)
     assert re.search(r"padding: 2em clamp\(1em", body), "the body has no side padding"
     assert "@page { margin" in css
+
+
+def test_profile_signed_mean_and_relative_ranking_match_numpy(tiny_dir, tmp_path):
+    """Signed mean ± std per layer equals numpy on the run's rows; the CV ranking sorts std/mean of |Δ|."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from lmxray.cli import main
+    from lmxray.render import experiment_figures
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("int main() { return 0; }\n\ndef f(x): return x\n\na b c d\n")
+    drawn = {}
+    original = experiment_figures.profile_signed_mean
+    experiment_figures.profile_signed_mean = lambda stats, path, title: (drawn.update(stats), original(stats, path, title))
+    try:
+        assert main(["profile", "--corpus", f"c={corpus}", "--model", str(tiny_dir), "--out", str(tmp_path / "run"),
+                     "--max-tokens", "40"]) == 0
+    finally:
+        experiment_figures.profile_signed_mean = original
+    samples = pq.read_table(tmp_path / "run" / "samples.parquet").to_pandas()
+    values = samples.pivot(index="sample", columns="layer", values="mean").to_numpy()
+    mean, std = drawn["c"]
+    assert np.allclose(mean, values.mean(0), atol=1e-12) and np.allclose(std, values.std(0), atol=1e-12)
+    absolute = samples.pivot(index="sample", columns="layer", values="abs_mean").to_numpy()
+    cv = absolute.std(0) / absolute.mean(0)
+    ranking = pq.read_table(tmp_path / "run" / "ranking.parquet").to_pydict()
+    assert ranking["layer_by_cv"] == list(np.argsort(-cv)) and np.allclose(ranking["abs_mean_cv"], np.sort(cv)[::-1])
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["corpora"][0]["most_sensitive_layers_relative"] == list(np.argsort(-cv)[:5])
+    assert (tmp_path / "run" / "profile_signed_mean.png").stat().st_size > 10_000

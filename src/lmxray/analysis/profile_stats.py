@@ -43,7 +43,14 @@ def across_samples(values: np.ndarray) -> dict[str, np.ndarray]:
     return {"mean": values.mean(axis=0), "std": values.std(axis=0), "var": values.var(axis=0)}
 
 
+def coefficient_of_variation(mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """std / |mean| per layer: the spread relative to the size (NaN where the mean is 0)."""
+    mean, std = np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64)
+    return np.divide(std, np.abs(mean), out=np.full_like(std, np.nan), where=mean != 0)
+
+
 def most_sensitive_layers(variance: np.ndarray, k: int = DEFAULT_TOP_LAYERS) -> list[int]:
     """Layers ordered by decreasing variance across samples (most input-sensitive first), ``k`` of them."""
-    order = np.argsort(-np.asarray(variance, dtype=np.float64), kind="stable")
+    values = np.nan_to_num(np.asarray(variance, dtype=np.float64), nan=-np.inf)  # NaN (no ratio) ranks last
+    order = np.argsort(-values, kind="stable")
     return [int(i) for i in order[:k]]

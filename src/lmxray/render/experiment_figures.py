@@ -63,15 +63,49 @@ def profile_abs_mean(stats: dict[str, tuple[np.ndarray, np.ndarray]], path: Path
     _save(fig, path)
 
 
-def profile_variance(variance: dict[str, np.ndarray], path: Path, title: str) -> None:
-    """Variance across samples of each layer's absolute mean delta, per corpus (log scale)."""
+def profile_variance(variance: dict[str, np.ndarray], cv: dict[str, np.ndarray], path: Path, title: str) -> None:
+    """Left: variance across samples of each layer's mean |Δ| (log scale); right: its coefficient of variation."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, (raw, rel) = plt.subplots(1, 2, figsize=(13, 4.5), layout="constrained")
     for name, var in variance.items():
-        ax.plot(np.arange(len(var)), var, marker="o", markersize=3, label=name)
-    ax.set(xlabel="layer", ylabel="variance of mean |Δ| across samples", title=title)
+        line, = raw.plot(np.arange(len(var)), var, marker="o", markersize=3, label=name)
+        rel.plot(np.arange(len(cv[name])), cv[name], marker="o", markersize=3, color=line.get_color(), label=name)
+    raw.set(xlabel="layer", ylabel="variance of mean |Δ| across samples", title="raw variance")
     if all(np.all(v > 0) for v in variance.values()):
-        ax.set_yscale("log")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+        raw.set_yscale("log")
+    rel.set(xlabel="layer", ylabel="std / mean of mean |Δ| across samples",
+            title="relative: coefficient of variation (spread over size)")
+    for ax in (raw, rel):
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    _save(fig, path)
+
+
+def profile_signed_mean(stats: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, title: str) -> None:
+    """One panel per corpus: the signed mean of each layer's delta ± its std across samples, zero marked."""
+    plt = _pyplot()
+    n = len(stats)
+    cols = min(n, 2)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.5 * cols, 3.2 * rows), sharex=True, sharey=True,
+                             squeeze=False, layout="constrained")
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (name, (mean, std)) in enumerate(stats.items()):
+        ax = axes.flat[i]
+        layers = np.arange(len(mean))
+        color = colors[i % len(colors)]
+        ax.fill_between(layers, mean - std, mean + std, color=color, alpha=0.2, label="± std across samples")
+        ax.plot(layers, mean, marker="o", markersize=3, color=color, label="mean over samples")
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_title(name, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
+    for ax in axes[-1]:
+        ax.set_xlabel("layer")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("mean of Δ (signed)")
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    fig.suptitle(title)
     _save(fig, path)
