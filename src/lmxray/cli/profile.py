@@ -68,13 +68,17 @@ def show_summary(summary: dict, folder: Path, as_json: bool, stats: dict | None 
     table = Table(title=f"profile of {summary['model']} ({summary['layers']} layers, "
                         f"samples cut to {summary['max_tokens']} tokens)")
     for name, justify in (("corpus", "left"), ("samples", "right"), ("tokens", "right"), ("truncated", "right"),
-                          ("most input-sensitive layers (variance of mean |Δ|)", "left"),
-                          ("relative (std / mean)", "left")):
+                          ("most input-sensitive layers (variance of mean |Δ|)", "left")):
         table.add_column(name, justify=justify)
     for r in summary["corpora"]:
         table.add_row(r["corpus"], str(r["samples"]), str(r["tokens"]), str(r["truncated"]),
-                      ", ".join(f"L{layer}" for layer in r["most_sensitive_layers"]),
-                      ", ".join(f"L{layer}" for layer in r.get("most_sensitive_layers_relative", [])) or "-")
+                      ", ".join(f"L{layer}" for layer in r["most_sensitive_layers"]))
     out.print(table)
+    relative = Table(title="relative ranking: std / mean of mean |Δ| across samples")
+    relative.add_column("corpus")
+    relative.add_column("most variable layers relative to their size")
+    for r in summary["corpora"]:
+        relative.add_row(r["corpus"], ", ".join(f"L{layer}" for layer in r.get("most_sensitive_layers_relative", [])) or "-")
+    out.print(relative)
     out.print(f"run folder: {folder} (profile/samples/ranking .parquet + .csv, profile_abs_mean.png, "
               "profile_variance.png, profile_signed_mean.png)")
