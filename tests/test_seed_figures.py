@@ -152,3 +152,82 @@ def test_profile_signed_mean_and_relative_ranking_match_numpy(tiny_dir, tmp_path
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["corpora"][0]["most_sensitive_layers_relative"] == list(np.argsort(-cv)[:5])
     assert (tmp_path / "run" / "profile_signed_mean.png").stat().st_size > 10_000
+
+
+SWEEP_PAIRS = [{"id": f"{cat}-{i}", "category": cat, "intended": f"ab cd {i} ef", "contradictory": f"ab xy {i} ef"}
+               for cat in ("one", "two") for i in range(4)]
+
+
+@pytest.fixture(scope="module")
+def sweep_run(tiny_dir, tmp_path_factory):
+    """A finished sweep of 8 pairs in two categories on the tiny model, with the bands the figure drew."""
+    import json
+
+    from lmxray.cli import main
+    from lmxray.render import experiment_figures
+
+    root = tmp_path_factory.mktemp("sweep")
+    (root / "pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in SWEEP_PAIRS))
+    drawn = {}
+    original = experiment_figures.divergence_curves
+    experiment_figures.divergence_curves = lambda bands, *a: (drawn.update(bands), original(bands, *a))
+    try:
+        assert main(["sweep", str(root / "pairs.jsonl"), "--model", str(tiny_dir), "--out", str(root / "run")]) == 0
+    finally:
+        experiment_figures.divergence_curves = original
+    return root / "run", drawn
+
+
+def test_category_bands_centre_on_the_table_mean_and_are_seeded(sweep_run):
+    import pyarrow.parquet as pq
+
+    from lmxray.analysis.bootstrap import curve_bands
+
+    folder, drawn = sweep_run
+    layers = pq.read_table(folder / "layers.parquet").to_pandas()
+    for cat in ("one", "two"):
+        js = layers[layers.category == cat].pivot(index="id", columns="layer", values="js").to_numpy()
+        mean, lo, hi = drawn[cat]
+        assert np.allclose(mean, js.mean(0), atol=1e-12), f"{cat}: band centre is not the table's category mean"
+        assert np.all(lo <= mean + 1e-12) and np.all(mean <= hi + 1e-12)
+        assert np.all(lo >= js.min(0) - 1e-12) and np.all(hi <= js.max(0) + 1e-12)
+    labels = ["a"] * 5 + ["b"] * 3
+    curves = np.random.default_rng(1).random((8, 4))
+    first, again = curve_bands(labels, curves), curve_bands(labels, curves)
+    assert all(np.array_equal(x, y) for k in first for x, y in zip(first[k], again[k]))  # seeded: same bands
+    picks = np.random.default_rng(0).integers(0, 5, size=(1000, 5))  # the documented draw for the first label
+    assert np.allclose(first["a"][1], np.percentile(curves[:5][picks].mean(1), 2.5, axis=0))
+    assert (folder / "divergence_by_category.png").stat().st_size > 10_000
+
+
+def test_plot_pair_depth_profile_draws_the_layers_rows(capsys, sweep_run):
+    import pyarrow.parquet as pq
+
+    from lmxray.experiments.pair_depth import read_pair_depth
+    from lmxray.render.pair_figure import pair_depth_figure
+    from cli_helpers import run
+
+    folder, _ = sweep_run
+    layers = pq.read_table(folder / "layers.parquet").to_pandas()
+    rows = layers[layers.id == "two-1"].sort_values("layer")
+    fig = pair_depth_figure(read_pair_depth(folder, "two-1"))
+    js_line, bos_i, bos_c = fig.axes[0].lines[0], fig.axes[1].lines[0], fig.axes[1].lines[1]
+    assert np.allclose(js_line.get_ydata(), rows.js) and np.allclose(js_line.get_xdata(), rows.layer)
+    assert np.allclose(bos_i.get_ydata(), rows.bos_share_intended)
+    assert np.allclose(bos_c.get_ydata(), rows.bos_share_contradictory)
+    code, out, err = run(capsys, "plot", folder, "--pair", "two-1")
+    assert code == 0 and (folder / "pair-two-1.png").stat().st_size > 10_000, err
+
+
+def test_plot_pair_user_errors(capsys, sweep_run, tmp_path):
+    folder, _ = sweep_run
+    out = tmp_path / "p.png"
+    assert_user_error(capsys, ["plot", folder, "--pair", "nope", "--out", out], "--pair", "nope", out_file=out)
+    assert_user_error(capsys, ["plot", folder, "--out", out], "--pair", out_file=out)
+    assert_user_error(capsys, ["plot", folder, "--pair", "one-0", "--maps", "--out", out], "--maps", out_file=out)
+    trace = tmp_path / "t.jsonl"
+    trace.write_text("{}\n")
+    assert_user_error(capsys, ["plot", trace, "--pair", "one-0", "--out", out], "sweep run folder", out_file=out)
+    other = tmp_path / "empty"
+    other.mkdir()
+    assert_user_error(capsys, ["plot", other, "--pair", "one-0", "--out", out], "sweep", out_file=out)

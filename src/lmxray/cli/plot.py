@@ -64,7 +64,8 @@ def _report(kind: str, path: Path, as_json: bool, **details) -> None:
 
 @app.command()
 def plot(
-    trace_path: Path = typer.Argument(..., metavar="TRACE", help="A trace file (lmxray's or the rocmforge tracer's)."),
+    trace_path: Path = typer.Argument(..., metavar="TRACE", help="A trace file (lmxray's or the rocmforge tracer's), "
+                                      "or a sweep run folder with --pair."),
     out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="fig.png or fig.svg (default: next to TRACE)."),
     maps: bool = typer.Option(False, "--maps", help="Draw the per-head attention-map grid (needs --per-head traces)."),
     layers: Optional[str] = typer.Option(None, "--layers", help=LAYERS_HELP),
@@ -75,12 +76,18 @@ def plot(
                                         "averaged over them; default: at most 8 bands; 1 draws every layer)."),
     graph: bool = typer.Option(False, "--graph", help="On a flow trace (lmxray flow --out): draw the attention flow graph "
                                "instead of the per-source stacked bars."),
+    pair: Optional[str] = typer.Option(None, "--pair", help="With a sweep run folder: draw this pair's depth profile "
+                                       "(JS and first-position share per layer)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a line."),
 ):
     """Draw TRACE: the attention flow graph with the convergence bar, or with --maps the per-head map grid.
-    A flow trace (lmxray flow --out) gives stacked bars of per-source contributions per layer."""
+    A flow trace (lmxray flow --out) gives stacked bars of per-source contributions per layer;
+    a sweep run folder with --pair ID gives that pair's depth profile."""
     from lmxray.flow.result import is_flow_file
     from lmxray.trace.reader import read_trace
+
+    if pair is not None or trace_path.is_dir():
+        return _save_pair(trace_path, pair, out_path, as_json, maps or graph or layers is not None or heads is not None)
 
     bars = not maps and not graph and is_flow_file(trace_path)
     if out_path is None:
@@ -109,6 +116,29 @@ def plot(
         fig = flow_figure(trace, convergence(trace), layers=layer_list, min_share=min_share, group=group)
         save_figure(fig, out_path)
         _report("flow figure", out_path, as_json, position=trace.position, layers=layer_list or trace.layers)
+
+
+def _save_pair(folder: Path, pair: str | None, out_path: Path | None, as_json: bool, other: bool) -> None:
+    from lmxray.experiments.pair_depth import read_pair_depth
+    from lmxray.render.figures import save_figure
+    from lmxray.render.pair_figure import pair_depth_figure
+
+    if pair is None:
+        raise LmxrayError(f"{folder} is a folder; plot draws a folder only as a sweep pair's depth profile",
+                          "add --pair ID (an id from the run's pairs.csv), or pass a trace file")
+    if not folder.is_dir():
+        raise LmxrayError(f"--pair reads a sweep run folder, and {folder} is not a folder",
+                          "pass the --out folder of an `lmxray sweep` run")
+    if other:
+        raise LmxrayError("--maps, --graph, --layers and --heads draw traces, not a sweep pair",
+                          "leave them out with --pair")
+    if out_path is None:
+        out_path = folder / ("pair-" + re.sub(r"[^A-Za-z0-9_.-]", "_", pair) + ".png")
+    checked_figure_path(out_path)
+    depth = read_pair_depth(folder, pair)
+    save_figure(pair_depth_figure(depth), out_path)
+    _report("pair depth profile", out_path, as_json, pair=pair, category=depth.category,
+            peak_layer=int(depth.js.argmax()), layers=len(depth.js))
 
 
 def _save_bars(path: Path, out_path: Path, as_json: bool) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from lmxray.analysis.divergence import bos_profile, category_summary, curve_metrics, length_split, mean_curves
+from lmxray.analysis.bootstrap import BAND_LEVEL, BAND_RESAMPLES, BAND_SEED, curve_bands
+from lmxray.analysis.divergence import bos_profile, category_summary, curve_metrics, length_split
 from lmxray.errors import LmxrayError
 from lmxray.experiments.datasets import Pair
 from lmxray.experiments.store import SUMMARY_JSON, RunStore, atomic_write, write_tables
@@ -22,6 +23,8 @@ PAIR_COLUMNS = ("n_tokens_intended", "n_tokens_contradictory", "length_matched",
                 "top1_contradictory", "prob_contradictory", "expected", "hit_intended", "hit_contradictory")
 SUMMARY_SCHEMA = 2  # summary.json layout: 2 adds the length-matched split
 LENGTH_GROUPS = {True: "same length", False: "length differs"}
+BAND_NOTE = (f"bands: {BAND_LEVEL:.0%} percentile bootstrap of the category's mean over its pairs "
+             f"({BAND_RESAMPLES} resamples, seed {BAND_SEED}); grey: the other categories' means")
 
 
 def finish_sweep(store: RunStore, pairs: list[Pair], threshold: float, model_name: str) -> dict:
@@ -71,8 +74,8 @@ def finish_sweep(store: RunStore, pairs: list[Pair], threshold: float, model_nam
     summary = _finite(summary)
     atomic_write(store.folder / SUMMARY_JSON, lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2) + "\n"))
     atomic_write(store.folder / "summary.md", lambda tmp: Path(tmp).write_text(markdown(summary)))
-    figures.divergence_curves(mean_curves(categories, js), threshold, store.folder / "divergence_by_category.png",
-                              f"JS divergence by layer — {model_name}")
+    figures.divergence_curves(curve_bands(categories, js), threshold, store.folder / "divergence_by_category.png",
+                              f"JS divergence by layer — {model_name}", BAND_NOTE)
     bottleneck = {r["category"]: r["bottleneck_layer"] for r in by_category}
     per_category = {name: np.array([r["bos_share"] for r in profile_rows if r["category"] == name])
                     for name in bottleneck if name != "all"}

@@ -23,16 +23,36 @@ def _save(fig, path: Path) -> None:
     _pyplot().close(fig)
 
 
-def divergence_curves(curves: dict[str, np.ndarray], threshold: float, path: Path, title: str) -> None:
-    """Mean JS divergence per layer, one line per category, with the first-divergence threshold."""
+def divergence_curves(bands: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], threshold: float, path: Path,
+                      title: str, band_note: str = "") -> None:
+    """One panel per category: its mean JS per layer with a bootstrap band, the other categories faint behind it."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for name, curve in curves.items():
-        ax.plot(np.arange(len(curve)), curve, marker="o", markersize=3, label=name)
-    ax.axhline(threshold, color="grey", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
-    ax.set(xlabel="layer", ylabel="JS divergence (bits)", title=title)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    n = len(bands)
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.0 * rows + 0.6), sharex=True, sharey=True,
+                             squeeze=False, layout="constrained")
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (name, (mean, lo, hi)) in enumerate(bands.items()):
+        ax = axes.flat[i]
+        layers = np.arange(len(mean))
+        for other, (m, _, _) in bands.items():
+            if other != name:
+                ax.plot(layers, m, color="#c8c8c8", linewidth=0.8, zorder=1)
+        color = colors[i % len(colors)]
+        ax.fill_between(layers, lo, hi, color=color, alpha=0.25, linewidth=0, zorder=2, label="bootstrap band")
+        ax.plot(layers, mean, marker="o", markersize=2.5, color=color, zorder=3, label="mean over pairs")
+        ax.axhline(threshold, color="grey", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
+        ax.set_title(name, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes.flat[0].legend(fontsize=7, loc="upper right")
+    for ax in axes[-1]:
+        ax.set_xlabel("layer")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("JS divergence (bits)")
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    fig.suptitle(title + (f"\n{band_note}" if band_note else ""), fontsize=10)
     _save(fig, path)
 
 
