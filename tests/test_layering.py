@@ -15,6 +15,7 @@ ALLOWED = {
     "adapters": (),
     "analysis": ("lmxray.trace",),
     "capture": ("lmxray.trace", "lmxray.adapters"),
+    "views": ("lmxray.trace", "lmxray.analysis", "lmxray.flow"),  # arranges results; never renders or parses flags
 }
 
 

@@ -36,8 +36,8 @@ def trace(
     seed: SeedOpt = 0,
 ):
     """Trace PROMPT: prediction, top-k, convergence table at the prediction position, summary metrics."""
-    from lmxray.analysis.convergence import convergence, summarize
     from lmxray.capture.plan import CapturePlan
+    from lmxray.views import trace_view
 
     expected = parse_expect(expect)
     check_expect_tokens(expect_tokens)
@@ -53,13 +53,13 @@ def trace(
     loaded = load_model(model, device, dtype, init, seed)
     expected = with_expect_tokens(loaded, prompt, expected, expect_tokens, position)
     result = loaded.trace(prompt, plan=plan, position=position, expect=expected)
-    rows, summary = convergence(result), summarize(result)
+    view = trace_view(result, out_path)
     if out_path is not None:
         result.save(target)  # a symlink's target: the link stays
     if as_json:
-        out.print_json(data=render_text.trace_json(result, rows, summary, out_path))
+        out.print_json(data=view.to_dict())
     else:
-        render_text.print_trace(out, result, rows, summary, out_path)
+        render_text.print_trace(out, view)
 
 
 @app.command()
@@ -71,23 +71,21 @@ def compare(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
 ):
     """Compare two traces: summed and length-normalised metrics, then per layer JS divergence and first-position share."""
-    from lmxray.analysis.convergence import compare as compare_traces, compare_layers, length_warning, model_note
     from lmxray.cli.app import err
     from lmxray.trace.reader import read_trace
+    from lmxray.views import compare_view
 
     if align not in ("start", "end"):
         raise LmxrayError(f"--align {align!r} is not start or end", "pass --align start or --align end")
     ta, tb = read_trace(check_input(a)), read_trace(check_input(b))
-    rows, layers, warning = compare_traces(ta, tb), compare_layers(ta, tb, align), length_warning(ta, tb)
-    models_differ = model_note(ta, tb)
-    for line in ((models_differ if as_json else None), warning):  # tables say it on stdout, as a note
+    view = compare_view(ta, tb, str(a), str(b), align)
+    for line in ((view.models if as_json else None), view.warning):  # tables say it on stdout, as a note
         if line is not None:
             err.print(f"warning: {line}", markup=False, highlight=False, soft_wrap=True)
     if as_json:
-        data = render_text.compare_json(str(a), str(b), rows, layers, align, warning)
-        out.print_json(data={**data, "models": models_differ})
+        out.print_json(data=view.to_dict())
     else:
-        render_text.print_compare(out, str(a), str(b), ta, tb, rows, layers, align, models_differ)
+        render_text.print_compare(out, view)
 
 
 @app.command()

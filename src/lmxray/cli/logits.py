@@ -62,10 +62,10 @@ def lens(
 ):
     """Logit lens at a position: per layer the top-k tokens and the rank and probability of the final
     prediction, and the first layer where it becomes top-1."""
-    from lmxray.analysis.lens import lens_summary
     from lmxray.capture.plan import CapturePlan
     from lmxray.render.probe_tables import print_lens
     from lmxray.trace.reader import read_trace
+    from lmxray.views import lens_view
 
     if top_k < 1:
         raise LmxrayError(f"--top-k must be at least 1, got {top_k}", "pass --top-k 1 or more")
@@ -75,8 +75,8 @@ def lens(
         loaded = load_model(model, device, dtype, init, seed)
         plan = CapturePlan(attention=False, row_stats=False, components=(), top_k=top_k, positions=(position,))
         trace, decode = loaded.trace(source, plan=plan, position=position), loaded.token_text
-    summary = lens_summary(trace, position, decode)
+    view = lens_view(trace, position, decode)
     if as_json:
-        out.print_json(data={"model": trace.model.name, "prompt": trace.prompt} | summary.to_dict())
+        out.print_json(data=view.to_dict())
         return
-    print_lens(out, trace.model.name, trace.prompt, summary)
+    print_lens(out, view)

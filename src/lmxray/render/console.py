@@ -1,15 +1,14 @@
-"""Terminal rendering (rich tables) and the matching JSON payloads for the CLI. Nothing here computes."""
+"""Terminal rendering (rich tables) of the views (lmxray.views); --json prints the same views' to_dict(). Nothing here computes."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from lmxray.analysis.convergence import ConvergenceRow, Summary
-from lmxray.trace.types import Trace
+from lmxray.analysis.convergence import Summary
+from lmxray.views import CompareView, TraceView
 
 MAX_ROWS = 20  # convergence rows shown in the terminal; --json has them all
 _STATUS_STYLE = {"expected": "green", "unexpected": "dark_orange"}
@@ -20,37 +19,39 @@ def show(text: str) -> str:
     return repr(text)
 
 
-def print_trace(out: Console, trace: Trace, rows: list[ConvergenceRow], summary: Summary, path: Path | None) -> None:
-    m = trace.model
-    out.print(f"[bold]{m.name}[/bold] ({m.architecture}, {m.n_layers} layers x {m.n_heads} heads, {m.dtype})")
-    out.print(f"prompt: {show(trace.prompt)}  ({trace.n_tokens} tokens)")
-    out.print(f"prediction at position {trace.position}: [bold]{show(trace.predicted_text)}[/bold]"
-              f"  confidence {trace.confidence:.4f}")
+def print_trace(out: Console, view: TraceView) -> None:
+    """The trace summary view as tables: header, top-k, convergence rows (capped) and summary metrics."""
+    m, conv = view.model, view.convergence
+    out.print(f"[bold]{m['name']}[/bold] ({m['architecture']}, {m['n_layers']} layers x {m['n_heads']} heads, "
+              f"{m['dtype']})")
+    out.print(f"prompt: {show(view.prompt)}  ({len(view.tokens)} tokens)")
+    out.print(f"prediction at position {view.position}: [bold]{show(view.predicted_text)}[/bold]"
+              f"  confidence {view.confidence:.4f}")
 
     top = Table(title="top-k candidates", title_justify="left")
     top.add_column("rank", justify="right")
     top.add_column("token")
     top.add_column("id", justify="right")
     top.add_column("prob", justify="right")
-    for i, s in enumerate(trace.top_k, 1):
-        top.add_row(str(i), show(s.text), str(s.token_id), f"{s.prob:.4f}")
+    for i, s in enumerate(view.top_k, 1):
+        top.add_row(str(i), show(s["text"]), str(s["token_id"]), f"{s['prob']:.4f}")
     out.print(top)
 
-    conv = Table(title=f"convergence at position {trace.position}: attention mass summed over "
-                       f"{len(trace.layers)} layers x {m.n_heads} heads", title_justify="left")
+    table = Table(title=f"convergence at position {conv.position}: attention mass summed over "
+                        f"{conv.n_layers} layers x {conv.n_heads} heads", title_justify="left")
     for name, justify in (("pos", "right"), ("token", "left"), ("mass", "right"), ("share", "right"), ("status", "left")):
-        conv.add_column(name, justify=justify)
-    for r in rows[:MAX_ROWS]:
+        table.add_column(name, justify=justify)
+    for r in conv.rows[:MAX_ROWS]:
         style = _STATUS_STYLE.get(r.status, "")
-        conv.add_row(str(r.position), show(r.token), f"{r.mass:.2f}", f"{100 * r.share:.1f}%",
-                     f"[{style}]{r.status}[/{style}]" if style else r.status)
-    out.print(conv)
-    if len(rows) > MAX_ROWS:
-        out.print(f"[dim]({len(rows) - MAX_ROWS} more positions; --json lists all)[/dim]")
+        table.add_row(str(r.position), show(r.token), f"{r.mass:.2f}", f"{100 * r.share:.1f}%",
+                      f"[{style}]{r.status}[/{style}]" if style else r.status)
+    out.print(table)
+    if len(conv.rows) > MAX_ROWS:
+        out.print(f"[dim]({len(conv.rows) - MAX_ROWS} more positions; --json lists all)[/dim]")
 
-    out.print(_summary_table(summary))
-    if path is not None:
-        out.print(f"trace written to {path}")
+    out.print(_summary_table(conv.summary))
+    if view.out is not None:
+        out.print(f"trace written to {view.out}")
 
 
 def _summary_table(s: Summary) -> Table:
@@ -67,59 +68,35 @@ def _summary_table(s: Summary) -> Table:
     return table
 
 
-def trace_json(trace: Trace, rows: list[ConvergenceRow], summary: Summary, path: Path | None) -> dict:
-    return {
-        "model": asdict(trace.model),
-        "prompt": trace.prompt,
-        "tokens": trace.tokens,
-        "token_ids": trace.token_ids,
-        "position": trace.position,
-        "predicted_token": trace.predicted_token,
-        "predicted_text": trace.predicted_text,
-        "confidence": trace.confidence,
-        "top_k": [asdict(s) for s in trace.top_k],
-        "expected_attention": {str(q): keys for q, keys in trace.expected_attention.items()},
-        "convergence": [asdict(r) for r in rows],
-        "summary": summary.as_dict(),
-        "out": None if path is None else str(path),
-    }
-
-
-def print_compare(out: Console, name_a: str, name_b: str, a: Trace, b: Trace, rows, layers=(),
-                  align: str = "start", models_differ: str | None = None) -> None:
+def print_compare(out: Console, view: CompareView) -> None:
+    """The compare view as tables: metrics side by side, then per layer JS divergence and shares."""
     table = Table(title="comparison at the prediction position (summed over layers and heads, then "
                         "length-normalised)", title_justify="left")
     table.add_column("metric", no_wrap=True)
     table.add_column("A", justify="right")
     table.add_column("B", justify="right")
-    for label, va, vb in rows:
-        table.add_row(label, _fmt(va), _fmt(vb))
-    out.print(f"A: {name_a}: {show(a.prompt)} -> {show(a.predicted_text)}", soft_wrap=True)
-    out.print(f"B: {name_b}: {show(b.prompt)} -> {show(b.predicted_text)}", soft_wrap=True)
-    if models_differ:
-        out.print(f"note: {models_differ}", soft_wrap=True, markup=False)
+    for row in view.metrics:
+        table.add_row(row.metric, _fmt(row.a), _fmt(row.b))
+    for name, side in (("A", view.a), ("B", view.b)):
+        s = view.sides[name.lower()]
+        out.print(f"{name}: {side}: {show(s.prompt)} -> {show(s.predicted_text)}", soft_wrap=True)
+    if view.models:
+        out.print(f"note: {view.models}", soft_wrap=True, markup=False)
     out.print(table)
-    if not layers:
+    if not view.layers:
         out.print("[dim](no per-layer table: a trace has no attention maps)[/dim]")
         return
     per_layer = Table(title=f"per layer at the prediction position (heads summed, rows normalised): JS divergence "
-                            f"(keys aligned at the {align}), first-position share, entropy / log2(keys)",
+                            f"(keys aligned at the {view.align}), first-position share, entropy / log2(keys)",
                       title_justify="left")
     for name in ("layer", "JS (bits)", "first A", "first B", "H norm A", "H norm B"):
         per_layer.add_column(name, justify="right")
-    for r in layers:
+    for r in view.layers:
         per_layer.add_row(str(r.layer), f"{r.js_bits:.4f}", f"{r.first_share_a:.3f}", f"{r.first_share_b:.3f}",
                           f"{r.entropy_norm_a:.3f}", f"{r.entropy_norm_b:.3f}")
     out.print(per_layer)
-    peak = max(layers, key=lambda r: r.js_bits)
-    out.print(f"peak JS {peak.js_bits:.4f} bits at layer {peak.layer}; "
-              f"mean JS {sum(r.js_bits for r in layers) / len(layers):.4f} over {len(layers)} layers")
-
-
-def compare_json(name_a: str, name_b: str, rows, layers, align: str, warning: str | None) -> dict:
-    return {"a": name_a, "b": name_b, "warning": warning, "align": align,
-            "metrics": [{"metric": m, "a": va, "b": vb} for m, va, vb in rows],
-            "layers": [asdict(r) for r in layers]}
+    out.print(f"peak JS {view.peak_js_bits:.4f} bits at layer {view.peak_layer}; "
+              f"mean JS {view.mean_js_bits:.4f} over {len(view.layers)} layers")
 
 
 def _fmt(value) -> str:

@@ -10,22 +10,9 @@ from rich.table import Table
 
 from lmxray.flow.result import Flow
 from lmxray.render.console import show
+from lmxray.views.flow import SINK_NOTE, content as _content, flow_view, split_totals
 
 MAX_ATTRIBUTION_ROWS = 15  # sources listed in the attribution table; --json has them all
-
-
-SINK_NOTE = ("the first source (position 0: BOS where the tokenizer adds one, else the first token) is the usual "
-             "attention sink; it is reported apart from the content sources, never ranked among them")
-
-
-def _reached(flow: Flow) -> list[int]:
-    """Indices on the source axis that can reach the flow's position (tokens at or before it, then the bias)."""
-    return list(range(flow.reached(flow.position))) + [len(flow.sources) - 1]
-
-
-def _content(flow: Flow) -> list[int]:
-    """Sources that reach the position other than the first (the sink) and the bias."""
-    return list(range(1, flow.reached(flow.position)))
 
 
 def _columns(flow: Flow) -> list[tuple[str, np.ndarray]]:
@@ -34,12 +21,6 @@ def _columns(flow: Flow) -> list[tuple[str, np.ndarray]]:
     if flow.contrast is not None:
         cols.append((flow.contrast.text, flow.contrast.contributions))
     return cols
-
-
-def split_totals(flow: Flow, contributions: np.ndarray) -> dict:
-    """The sink's, the content sources' and the bias's parts of an attribution (they add up to its sum)."""
-    return {"sink": float(contributions[0]), "content": float(np.sum(contributions[_content(flow)])),
-            "bias": float(contributions[-1])}
 
 
 def print_flow(out: Console, flow: Flow, top: int, path: Path | None) -> None:
@@ -100,33 +81,5 @@ def print_flow(out: Console, flow: Flow, top: int, path: Path | None) -> None:
 
 
 def flow_json(flow: Flow, path: Path | None) -> dict:
-    """The flow at its position: per layer norms and shares over the sources reaching it, and the attribution."""
-    p, keep = flow.position, _reached(flow)
-    shares = {k: flow.shares(k)[:, p] for k in ("total", "attention", "mlp")}
-
-    def listed(a: np.ndarray) -> list[float]:
-        return [float(x) for x in a[keep]]
-
-    c = flow.contrast
-    return {
-        "model": flow.model.name, "prompt": flow.prompt, "tokens": flow.tokens, "position": p,
-        "sources": [flow.sources[s] for s in keep],
-        "groups": [list(flow.groups[s]) for s in keep[:-1]],
-        "sink": {"source": flow.sources[0], "index": 0, "note": SINK_NOTE},
-        "max_error": flow.max_error, "error": [float(e) for e in flow.error],
-        "layers": [{"layer": layer,
-                    "attention": listed(flow.attention[layer, p]), "mlp": listed(flow.mlp[layer, p]),
-                    "total": listed(flow.total[layer, p]),
-                    "attention_share": listed(shares["attention"][layer]), "mlp_share": listed(shares["mlp"][layer]),
-                    "total_share": listed(shares["total"][layer])}
-                   for layer in range(flow.total.shape[0])],
-        "attribution": [{"token_id": a.token_id, "text": a.text, "logit": a.logit, "sum": a.total,
-                         **split_totals(flow, a.contributions), "contributions": listed(a.contributions)}
-                        for a in flow.logits],
-        "contrast": None if c is None else {
-            "a": {"token_id": c.a.token_id, "text": c.a.text, "logit": c.a.logit},
-            "b": {"token_id": c.b.token_id, "text": c.b.text, "logit": c.b.logit},
-            "difference": c.difference, "sum": float(c.contributions.sum()),
-            **split_totals(flow, c.contributions), "contributions": listed(c.contributions)},
-        "out": None if path is None else str(path),
-    }
+    """The flow view's JSON form (lmxray.views.flow_view): layers over the sources reaching the position, attribution."""
+    return flow_view(flow, path).to_dict()

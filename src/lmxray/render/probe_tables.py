@@ -6,9 +6,9 @@ from rich.console import Console
 from rich.table import Table
 
 from lmxray.analysis.heads import MIXED_THRESHOLD, PATTERNS, Z_SIGNIFICANT, HeadScores
-from lmxray.analysis.lens import LensSummary
 from lmxray.probes.generate import CONFIDENT, NO_IDEA, LogitTrace
 from lmxray.render.console import show
+from lmxray.views import LensView
 
 _FLAG_STYLE = {"confident": "green", "uncertain": "yellow", "no idea": "red"}
 
@@ -44,9 +44,9 @@ def print_head_scores(out: Console, scores: HeadScores, top: list[dict], counts:
         out.print(f"[dim]green: score >= {MIXED_THRESHOLD} and z >= {Z_SIGNIFICANT} against the baseline[/dim]")
 
 
-def print_lens(out: Console, model: str, prompt: str, s: LensSummary) -> None:
-    """One row per layer: the prediction's rank and probability, and the lens's top tokens."""
-    out.print(f"[bold]{model}[/bold]: logit lens of {show(prompt)} at position {s.position} ({show(s.token)})")
+def print_lens(out: Console, s: LensView) -> None:
+    """The lens view, one row per layer: the prediction's rank and probability, and the lens's top tokens."""
+    out.print(f"[bold]{s.model}[/bold]: logit lens of {show(s.prompt)} at position {s.position} ({show(s.token)})")
     out.print(f"final prediction: [bold]{show(s.target_text or str(s.target_id))}[/bold]"
               f"  first top-1 at layer {_layer(s.first_top1)}, top-1 from layer {_layer(s.settled)} on")
     table = Table(title="per layer", title_justify="left")

@@ -1,0 +1,14 @@
+"""Views: analysis results arranged as plain, serialisable data that every renderer (console, --json, report) shares.
+
+A view never computes an analysis; it calls analysis/ and flow/ and arranges what they return.
+``view.to_dict()`` is the JSON-ready form; the console tables format the same fields.
+"""
+
+from lmxray.views.base import View, plain
+from lmxray.views.compare import CompareView, MetricRow, compare_view
+from lmxray.views.flow import FlowView, flow_view
+from lmxray.views.lens import LensView, lens_view
+from lmxray.views.trace import ConvergenceView, TraceView, convergence_view, trace_view
+
+__all__ = ["CompareView", "ConvergenceView", "FlowView", "LensView", "MetricRow", "TraceView", "View",
+           "compare_view", "convergence_view", "flow_view", "lens_view", "plain", "trace_view"]
