@@ -137,3 +137,23 @@ def test_flow_view_is_the_flow_json_and_splits_each_attribution(tmp_path):
     result.save(path)
     again = flow_view(read_flow(path)).to_dict()
     assert again["sources"] == data["sources"] and len(again["layers"]) == len(data["layers"])
+
+
+def test_flow_console_and_json_numbers_come_from_one_view(capsys, tmp_path):
+    from tiny_models import save_tiny
+
+    model = save_tiny("gpt2", tmp_path / "gpt2")
+    args = ("flow", "hello world", "--model", model, "--token", "x", "--vs", "y")
+    code, stdout, _ = run(capsys, *args, "--json")
+    assert code == 0
+    data = json.loads(stdout)
+    code, stdout, _ = run(capsys, *args)
+    assert code == 0
+    rows = {r[0]: r[1:] for r in table_rows(stdout, "direct logit attribution")}
+    parts = data["attribution"] + [data["contrast"]]
+    assert rows["sum"] == [f"{x['sum']:+.4f}" for x in parts]
+    assert rows["content sources"] == [f"{x['content']:+.4f}" for x in parts]
+    assert rows["'<bias>'"] == [f"{x['bias']:+.4f}" for x in parts]
+    layers = table_rows(stdout, "sources of the residual at position")
+    assert [r[1] for r in layers] == [f"{100 * layer['total_share'][0]:.0f}%" for layer in data["layers"]]
+    assert f"{data['max_error']:.2e}" in stdout

@@ -34,6 +34,7 @@ def flow(
     from lmxray.errors import LmxrayError
     from lmxray.flow import flow as run_flow
     from lmxray.render import flow_console
+    from lmxray.views import flow_view
 
     if top_k < 1:
         raise LmxrayError(f"--top-k must be at least 1, got {top_k}", "pass --top-k 1 or more")
@@ -47,7 +48,8 @@ def flow(
                       groups=group)
     if out_path is not None:
         result.save(target)  # a symlink's target: the link stays
+    view = flow_view(result, out_path)
     if as_json:
-        out.print_json(data=flow_console.flow_json(result, out_path))
+        out.print_json(data=view.to_dict())
     else:
-        flow_console.print_flow(out, result, top_k, out_path)
+        flow_console.print_flow(out, view, top_k)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -75,6 +75,9 @@ class FlowView(View):
     attribution: list[Attribution]  # the predicted token first
     contrast: ContrastView | None
     out: str | None = None
+    model_info: dict | None = None  # the model's identity (lmxray.trace.types.ModelInfo as a dict)
+    n_sources: int = 0  # sources over the whole prompt, the bias not counted (``sources`` lists those reaching)
+    confidence: float | None = None  # the model's probability of its prediction at the position
 
 
 def reached(flow: Flow) -> list[int]:
@@ -118,5 +121,6 @@ def flow_view(flow: Flow, out: Path | str | None = None) -> FlowView:
             b={"token_id": c.b.token_id, "text": c.b.text, "logit": c.b.logit},
             difference=c.difference, sum=float(c.contributions.sum()), **split_totals(flow, c.contributions),
             contributions=listed(c.contributions)),
-        out=None if out is None else str(out),
+        out=None if out is None else str(out), model_info=asdict(flow.model), n_sources=len(flow.sources) - 1,
+        confidence=flow.top_k[0].prob if flow.top_k else None,
     )
