@@ -141,17 +141,37 @@ def test_profile_signed_mean_and_relative_ranking_match_numpy(tiny_dir, tmp_path
                      "--max-tokens", "40"]) == 0
     finally:
         experiment_figures.profile_signed_mean = original
-    samples = pq.read_table(tmp_path / "run" / "samples.parquet").to_pandas()
-    values = samples.pivot(index="sample", columns="layer", values="mean").to_numpy()
+    samples = _columns(tmp_path / "run" / "samples.parquet")
+    values = _pivot(samples, "sample", "mean")
     mean, std = drawn["c"]
     assert np.allclose(mean, values.mean(0), atol=1e-12) and np.allclose(std, values.std(0), atol=1e-12)
-    absolute = samples.pivot(index="sample", columns="layer", values="abs_mean").to_numpy()
+    absolute = _pivot(samples, "sample", "abs_mean")
     cv = absolute.std(0) / absolute.mean(0)
     ranking = pq.read_table(tmp_path / "run" / "ranking.parquet").to_pydict()
     assert ranking["layer_by_cv"] == list(np.argsort(-cv)) and np.allclose(ranking["abs_mean_cv"], np.sort(cv)[::-1])
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["corpora"][0]["most_sensitive_layers_relative"] == list(np.argsort(-cv)[:5])
     assert (tmp_path / "run" / "profile_signed_mean.png").stat().st_size > 10_000
+
+
+def _columns(path, **where) -> dict:
+    """A Parquet table's columns as numpy arrays, keeping the rows whose columns equal ``where`` (no pandas)."""
+    import pyarrow.parquet as pq
+
+    data = {k: np.asarray(v) for k, v in pq.read_table(path).to_pydict().items()}
+    keep = np.ones(len(next(iter(data.values()))), dtype=bool)
+    for name, value in where.items():
+        keep &= data[name] == value
+    return {k: v[keep] for k, v in data.items()}
+
+
+def _pivot(cols: dict, index: str, value: str) -> np.ndarray:
+    """[sorted ``index`` values, sorted layers] grid of ``value``, as pandas' pivot would give."""
+    rows, layers = sorted(set(cols[index].tolist())), sorted(set(cols["layer"].tolist()))
+    grid = np.full((len(rows), len(layers)), np.nan)
+    for i, layer, v in zip(cols[index].tolist(), cols["layer"].tolist(), cols[value]):
+        grid[rows.index(i), layers.index(layer)] = v
+    return grid
 
 
 SWEEP_PAIRS = [{"id": f"{cat}-{i}", "category": cat, "intended": f"ab cd {i} ef", "contradictory": f"ab xy {i} ef"}
@@ -179,14 +199,11 @@ def sweep_run(tiny_dir, tmp_path_factory):
 
 
 def test_category_bands_centre_on_the_table_mean_and_are_seeded(sweep_run):
-    import pyarrow.parquet as pq
-
     from lmxray.analysis.bootstrap import curve_bands
 
     folder, drawn = sweep_run
-    layers = pq.read_table(folder / "layers.parquet").to_pandas()
     for cat in ("one", "two"):
-        js = layers[layers.category == cat].pivot(index="id", columns="layer", values="js").to_numpy()
+        js = _pivot(_columns(folder / "layers.parquet", category=cat), "id", "js")
         mean, lo, hi = drawn[cat]
         assert np.allclose(mean, js.mean(0), atol=1e-12), f"{cat}: band centre is not the table's category mean"
         assert np.all(lo <= mean + 1e-12) and np.all(mean <= hi + 1e-12)
@@ -201,20 +218,19 @@ def test_category_bands_centre_on_the_table_mean_and_are_seeded(sweep_run):
 
 
 def test_plot_pair_depth_profile_draws_the_layers_rows(capsys, sweep_run):
-    import pyarrow.parquet as pq
-
     from lmxray.experiments.pair_depth import read_pair_depth
     from lmxray.render.pair_figure import pair_depth_figure
     from cli_helpers import run
 
     folder, _ = sweep_run
-    layers = pq.read_table(folder / "layers.parquet").to_pandas()
-    rows = layers[layers.id == "two-1"].sort_values("layer")
+    rows = _columns(folder / "layers.parquet", id="two-1")
+    order = np.argsort(rows["layer"])
+    rows = {k: v[order] for k, v in rows.items()}
     fig = pair_depth_figure(read_pair_depth(folder, "two-1"))
     js_line, bos_i, bos_c = fig.axes[0].lines[0], fig.axes[1].lines[0], fig.axes[1].lines[1]
-    assert np.allclose(js_line.get_ydata(), rows.js) and np.allclose(js_line.get_xdata(), rows.layer)
-    assert np.allclose(bos_i.get_ydata(), rows.bos_share_intended)
-    assert np.allclose(bos_c.get_ydata(), rows.bos_share_contradictory)
+    assert np.allclose(js_line.get_ydata(), rows["js"]) and np.allclose(js_line.get_xdata(), rows["layer"])
+    assert np.allclose(bos_i.get_ydata(), rows["bos_share_intended"])
+    assert np.allclose(bos_c.get_ydata(), rows["bos_share_contradictory"])
     code, out, err = run(capsys, "plot", folder, "--pair", "two-1")
     assert code == 0 and (folder / "pair-two-1.png").stat().st_size > 10_000, err
 
