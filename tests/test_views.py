@@ -157,3 +157,24 @@ def test_flow_console_and_json_numbers_come_from_one_view(capsys, tmp_path):
     layers = table_rows(stdout, "sources of the residual at position")
     assert [r[1] for r in layers] == [f"{100 * layer['total_share'][0]:.0f}%" for layer in data["layers"]]
     assert f"{data['max_error']:.2e}" in stdout
+
+
+def test_report_summary_renders_the_trace_view(tiny_dir):
+    import lmxray
+    from lmxray.errors import LmxrayError
+    from lmxray.render.report import trace_summary_html
+    from lmxray.views import trace_view
+
+    model = lmxray.load(str(tiny_dir))
+    trace = model.trace("hello world")
+    view, html = trace_view(trace), trace_summary_html(trace)
+    s = view.convergence.summary
+    for cell in (f"{s.entropy_bits:.3f}", f"{s.sink_mass:.2f}", f"{s.active_positions} / {s.n_positions}",
+                 *(f"{r.mass:.2f}" for r in view.convergence.rows[:5])):
+        assert f"<td>{cell}</td>" in html
+    bare = model.trace("hello world", plan=lmxray.CapturePlan(attention=False, row_stats=False))
+    with pytest.raises(LmxrayError):
+        trace_view(bare)
+    loose = trace_view(bare, strict=False)
+    assert loose.convergence is None and "no convergence table" in loose.note
+    assert loose.to_dict()["summary"] is None and loose.note in trace_summary_html(bare)

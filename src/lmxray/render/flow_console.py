@@ -9,7 +9,7 @@ from rich.table import Table
 
 from lmxray.flow.result import Flow
 from lmxray.render.console import show
-from lmxray.views.flow import SINK_NOTE, FlowView, flow_view, split_totals  # noqa: F401 (report imports both)
+from lmxray.views.flow import SINK_NOTE, FlowView, flow_view
 
 MAX_ATTRIBUTION_ROWS = 15  # sources listed in the attribution table; --json has them all
 

@@ -14,10 +14,11 @@ import importlib.resources
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lmxray.analysis.convergence import ConvergenceRow, Summary
+from lmxray.analysis.convergence import Summary
 from lmxray.atomic import atomic_output
 from lmxray.errors import LmxrayError
 from lmxray.trace.types import Trace
+from lmxray.views import LensView, TraceView, lens_view, trace_view
 
 MAX_SUMMARY_ROWS = 12  # convergence rows in the Jupyter summary; the report lists them all
 TOP_HEADS = 5  # heads listed per pattern in the head-score section
@@ -53,29 +54,29 @@ class Section:
     figures: list[Figure] = field(default_factory=list)
 
 
-def summary_html(trace: Trace, rows: list[ConvergenceRow] | None, summary: Summary | None,
-                 max_rows: int | None = MAX_SUMMARY_ROWS) -> str:
-    """Model, prompt, prediction, top-k and (when the trace has attention) the convergence table and metrics."""
-    m = trace.model
+def summary_html(view: TraceView, max_rows: int | None = MAX_SUMMARY_ROWS) -> str:
+    """The trace view: model, prompt, prediction, top-k and (when it has them) the convergence table and metrics."""
+    m, conv = view.model, view.convergence
     parts = [
-        f"<p><b>{text(m.name)}</b> ({text(m.architecture)}, {m.n_layers} layers &times; {m.n_heads} heads, "
-        f"{text(m.dtype)})<br>prompt: {token(trace.prompt)} ({trace.n_tokens} tokens)<br>"
-        f"prediction at position {trace.position}: <b>{token(trace.predicted_text)}</b>, "
-        f"confidence {trace.confidence:.4f}</p>",
+        f"<p><b>{text(m['name'])}</b> ({text(m['architecture'])}, {m['n_layers']} layers &times; {m['n_heads']} heads, "
+        f"{text(m['dtype'])})<br>prompt: {token(view.prompt)} ({len(view.tokens)} tokens)<br>"
+        f"prediction at position {view.position}: <b>{token(view.predicted_text)}</b>, "
+        f"confidence {view.confidence:.4f}</p>",
         _table("top-k candidates", ("rank", "token", "id", "prob"),
-               [(i, token(s.text), s.token_id, f"{s.prob:.4f}") for i, s in enumerate(trace.top_k, 1)]),
+               [(i, token(s["text"]), s["token_id"], f"{s['prob']:.4f}") for i, s in enumerate(view.top_k, 1)]),
     ]
-    if rows is not None and summary is not None:
+    if conv is not None:
+        rows = conv.rows
         shown = rows if max_rows is None else rows[:max_rows]
         parts.append(_table(
-            f"convergence at position {trace.position}: attention mass summed over "
-            f"{len(trace.layers)} layers &times; {m.n_heads} heads",
+            f"convergence at position {conv.position}: attention mass summed over "
+            f"{conv.n_layers} layers &times; {conv.n_heads} heads",
             ("pos", "token", "mass", "share", "status"),
             [(r.position, token(r.token), f"{r.mass:.2f}", f"{100 * r.share:.1f}%",
               f'<span class="{r.status}">{r.status}</span>') for r in shown]))
         if len(rows) > len(shown):
             parts.append(f"<p class=note>{len(rows) - len(shown)} more positions in the full report</p>")
-        parts.append(_table("summary", ("metric", "value"), _summary_rows(summary)))
+        parts.append(_table("summary", ("metric", "value"), _summary_rows(conv.summary)))
     return "\n".join(parts)
 
 
@@ -99,8 +100,8 @@ def _table(caption: str, header: tuple, rows: list[tuple]) -> str:
     return f"<table><caption>{caption}</caption><tr>{head}</tr>{body}</table>"
 
 
-def lens_section(lens) -> Section:
-    """The logit lens at the prediction position (a ``LensSummary``): per layer top-k, target prob and rank."""
+def lens_section(lens: LensView) -> Section:
+    """The logit lens view at the prediction position: per layer top-k, target prob and rank."""
     target = token(lens.target_text) if lens.target_text is not None else f"#{lens.target_id}"
     first = "never" if lens.first_top1 is None else f"layer {lens.first_top1}"
     settled = "never" if lens.settled is None else f"layer {lens.settled}"
@@ -147,20 +148,21 @@ def flow_section(flow, figure_format: str) -> Section:
     """Information flow: the stacked per-source bars at the flow's position and the attribution, sink apart."""
     from lmxray.render.figures import figure_bytes
     from lmxray.render.flow_bars import flow_bars_figure
-    from lmxray.render.flow_console import SINK_NOTE, split_totals
+    from lmxray.views.flow import SINK_NOTE, flow_view
 
-    columns = [(a.text, a.logit, a.contributions) for a in flow.logits]
-    if flow.contrast is not None:
-        c = flow.contrast
-        columns.append((f"{c.a.text} - {c.b.text}", c.difference, c.contributions))
-    parts = {name: [split_totals(flow, v)[key] for _, _, v in columns]
-             for name, key in (("content sources", "content"), (f"first {flow.sources[0]!r} (sink)", "sink"),
+    view = flow_view(flow)
+    columns = [(a.text, a.logit, a) for a in view.attribution]
+    if view.contrast is not None:
+        c = view.contrast
+        columns.append((f"{c.a['text']} - {c.b['text']}", c.difference, c))
+    parts = {name: [getattr(part, key) for _, _, part in columns]
+             for name, key in (("content sources", "content"), (f"first {view.sources[0]!r} (sink)", "sink"),
                                ("&lt;bias&gt;", "bias"))}
     rows = [(text(name), *(f"{x:+.4f}" for x in values)) for name, values in parts.items()]
-    rows.append(("logit" + (" (difference for A - B)" if flow.contrast is not None else ""),
+    rows.append(("logit" + (" (difference for A - B)" if view.contrast is not None else ""),
                  *(f"{logit:+.4f}" for _, logit, _ in columns)))
-    body = (f"<p>position {flow.position} ({token(flow.tokens[flow.position])}); {text(SINK_NOTE)}; measured error of "
-            f"the split {flow.max_error:.1e}</p>"
+    body = (f"<p>position {view.position} ({token(view.tokens[view.position])}); {text(SINK_NOTE)}; measured error "
+            f"of the split {view.max_error:.1e}</p>"
             + _table("direct logit attribution, in parts", ("part", *(token(name) for name, _, _ in columns)), rows))
     fig = Figure(figure_bytes(flow_bars_figure(flow), figure_format), figure_format,
                  "per-source contributions per layer at the flow's position, and the logit attribution")
@@ -204,19 +206,9 @@ def write_report(html_text: str, path) -> None:
 
 def trace_summary_html(trace: Trace) -> str:
     """The Jupyter summary of a trace: the report's first section, convergence rows capped."""
-    rows, summary, note = _convergence(trace)
-    extra = f"<p class=note>{text(note)}</p>" if note else ""
-    return f"<div><b>lmxray trace</b>{summary_html(trace, rows, summary)}{extra}</div>"
-
-
-def _convergence(trace: Trace):
-    """(rows, summary, "") or (None, None, why) when the trace has no attention at its prediction position."""
-    from lmxray.analysis.convergence import convergence, summarize
-
-    try:
-        return convergence(trace), summarize(trace), ""
-    except LmxrayError as e:
-        return None, None, f"no convergence table: {e}"
+    view = trace_view(trace, strict=False)
+    extra = f"<p class=note>{text(view.note)}</p>" if view.note else ""
+    return f"<div><b>lmxray trace</b>{summary_html(view)}{extra}</div>"
 
 
 def build_report(trace: Trace, *, decode=None, map_layers: list[int] | None = None,
@@ -229,7 +221,6 @@ def build_report(trace: Trace, *, decode=None, map_layers: list[int] | None = No
     ``head_scores`` (a ``HeadScores``) adds the head-score section; ``flow_result`` (a ``Flow``, e.g.
     from ``read_flow``) adds the per-source stacked bars and the logit attribution.
     """
-    from lmxray.analysis.lens import lens_summary
     from lmxray.render.attention_maps import (
         PER_HEAD_FIX,
         attention_map_grid,
@@ -240,8 +231,9 @@ def build_report(trace: Trace, *, decode=None, map_layers: list[int] | None = No
 
     if figure_format not in _MIME:
         raise LmxrayError(f"unknown figure format {figure_format!r}", "use png or svg")
-    rows, summary, note = _convergence(trace)
-    sections = [Section("Prediction and convergence", summary_html(trace, rows, summary, max_rows=None), note=note)]
+    view = trace_view(trace, strict=False)
+    rows, note = (None if view.convergence is None else view.convergence.rows), view.note or ""
+    sections = [Section("Prediction and convergence", summary_html(view, max_rows=None), note=note)]
 
     flow = Section("Attention flow")
     if rows is None:
@@ -268,7 +260,7 @@ def build_report(trace: Trace, *, decode=None, map_layers: list[int] | None = No
     sections.append(grid)
 
     try:
-        sections.append(lens_section(lens_summary(trace, trace.position, decode)))
+        sections.append(lens_section(lens_view(trace, trace.position, decode)))
     except LmxrayError as e:
         sections.append(Section("Logit lens", note=f"no logit lens: {e}"))
     if head_scores is not None:
