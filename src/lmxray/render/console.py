@@ -1,4 +1,4 @@
-"""Terminal rendering (rich tables) of the views (lmxray.views); --json prints the same views' to_dict(). Nothing here computes."""
+"""Terminal tables of the views (lmxray.views); --json prints the same views' to_dict(). Nothing here computes."""
 
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ def print_trace(out: Console, view: TraceView) -> None:
 
     table = Table(title=f"convergence at position {conv.position}: attention mass summed over "
                         f"{conv.n_layers} layers x {conv.n_heads} heads", title_justify="left")
-    for name, justify in (("pos", "right"), ("token", "left"), ("mass", "right"), ("share", "right"), ("status", "left")):
+    for name, justify in (("pos", "right"), ("token", "left"), ("mass", "right"), ("share", "right"),
+                          ("status", "left")):
         table.add_column(name, justify=justify)
     for r in conv.rows[:MAX_ROWS]:
         style = _STATUS_STYLE.get(r.status, "")

@@ -1,4 +1,4 @@
-"""Terminal tables of the flow view (lmxray.views.flow_view) for ``lmxray flow``. Nothing here computes beyond sorting."""
+"""Terminal tables of the flow view (lmxray.views.flow_view) for ``lmxray flow``. Nothing here computes."""
 
 from __future__ import annotations
 
@@ -77,5 +77,5 @@ def print_flow(out: Console, view: FlowView, top: int) -> None:
 
 
 def flow_json(flow: Flow, path: Path | None) -> dict:
-    """The flow view's JSON form (lmxray.views.flow_view): layers over the sources reaching the position, attribution."""
+    """The flow view's JSON form (lmxray.views.flow_view), as `lmxray flow --json` prints it."""
     return flow_view(flow, path).to_dict()
