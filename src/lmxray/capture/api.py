@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from lmxray.capture.attention import RECORDER_KWARG
-from lmxray.capture.batch import Batch, pad_token_id, resolve_position, resolve_rows
+from lmxray.capture.batch import Batch, pad_token_id, resolve_positions, resolve_rows
 from lmxray.capture.budget import buffer_bytes, check_fits
 from lmxray.capture.plan import CapturePlan
 from lmxray.capture.recorder import Recorder
@@ -125,6 +125,6 @@ def _logit_positions(logits_at, batch: Batch) -> list[int] | None:
     seq_len = batch.input_ids.shape[1]
     if logits_at == "last":
         return [seq_len - 1]  # left padding puts every prompt's last token last
-    per_prompt = logits_at if logits_at and isinstance(logits_at[0], (list, tuple)) else [logits_at] * len(batch.ids)
-    wanted = {pad + resolve_position(int(p), n) for pad, n, ps in zip(batch.pads, batch.lengths, per_prompt) for p in ps}
+    per_prompt = resolve_positions(logits_at, batch.lengths)
+    wanted = {pad + p for pad, ps in zip(batch.pads, per_prompt) for p in ps}
     return None if len(wanted) == seq_len else sorted(wanted)

@@ -67,8 +67,13 @@ def resolve_rows(rows, lengths: list[int]) -> list[list[int]] | None:
         return None
     if rows == "last":
         return [[n - 1] for n in lengths]
-    per_prompt = rows if rows and isinstance(rows[0], (list, tuple)) else [rows] * len(lengths)
-    if len(per_prompt) != len(lengths):
-        raise LmxrayError(f"{len(per_prompt)} row lists for {len(lengths)} prompts", "pass one list per prompt")
-    out = [sorted({resolve_position(int(p), n) for p in kept}) for kept, n in zip(per_prompt, lengths)]
+    out = resolve_positions(rows, lengths)
     return None if all(len(k) == n for k, n in zip(out, lengths)) else out
+
+
+def resolve_positions(positions, lengths: list[int]) -> list[list[int]]:
+    """One list of positions for every prompt, or one list per prompt, as sorted non-negative indices per prompt."""
+    per_prompt = positions if positions and isinstance(positions[0], (list, tuple)) else [positions] * len(lengths)
+    if len(per_prompt) != len(lengths):
+        raise LmxrayError(f"{len(per_prompt)} position lists for {len(lengths)} prompts", "pass one list per prompt")
+    return [sorted({resolve_position(int(p), n) for p in kept}) for kept, n in zip(per_prompt, lengths)]

@@ -21,7 +21,7 @@ from lmxray.trace.build import allocate
 from lmxray.trace.fields import ARRAYS, BY_NAME, COMPONENTS, SCHEMA, array_shapes, check_shapes, get_array, \
     trace_sizes
 from lmxray.trace.meta import meta_record, trace_fields
-from lmxray.trace.reader import trace_path
+from lmxray.trace.reader import open_input, trace_path
 from lmxray.trace.schema import header_validator, meta_error
 from lmxray.trace.types import ComponentData, LogitLens, Trace
 
@@ -71,17 +71,9 @@ def write_dense(trace: Trace, path) -> None:
 
 def _sniff(path: Path) -> None:
     """Refuse, before the safetensors parser sees it, a path that is missing, a folder or plainly not safetensors."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(9)
-            size = f.seek(0, 2)
-    except FileNotFoundError:
-        raise LmxrayError(f"cannot read {path}: no such file", "check the path, or make one with `lmxray trace`") \
-            from None
-    except IsADirectoryError:
-        raise LmxrayError(f"cannot read {path}: it is a folder, not a trace file", "pass a trace file") from None
-    except OSError as e:
-        raise LmxrayError(f"cannot read {path}: {e.strerror or e}", "check the path and its permissions") from None
+    with open_input(path) as f:
+        head = f.read(9)
+        size = f.seek(0, 2)
     n = struct.unpack("<Q", head[:8])[0] if len(head) >= 8 else -1
     if len(head) < 9 or not 0 < n <= min(MAX_HEADER, size - 8) or head[8:9] != b"{":
         raise LmxrayError(f"{path}: not a .safetensors file (no safetensors header at its start)", FIX)

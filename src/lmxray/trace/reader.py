@@ -81,15 +81,7 @@ _DECODER = json.JSONDecoder(parse_constant=_bad_constant)  # one decoder for eve
 def iter_records(path) -> Iterator[tuple[int, dict]]:
     """Yield ``(line_number, record)`` for every record of a trace file, validating each as it streams."""
     path = trace_path(path)
-    try:
-        f = open(path, encoding="utf-8-sig")  # noqa: SIM115 (closed below); -sig: tolerate a BOM
-    except FileNotFoundError:
-        raise LmxrayError(f"cannot read {path}: no such file", "check the path, or make one with `lmxray trace`") \
-            from None
-    except IsADirectoryError:
-        raise LmxrayError(f"cannot read {path}: it is a folder, not a trace file", "pass a trace file") from None
-    except OSError as e:
-        raise LmxrayError(f"cannot read {path}: {e.strerror or e}", "check the path and its permissions") from None
+    f = open_input(path, "r", encoding="utf-8-sig")  # -sig: tolerate a BOM; closed below
     strict: bool | None = None  # None until the meta record is seen
     announced: dict | None = None  # the meta record's count of the records that follow, when it has one
     seen = {"node": 0, "edge": 0, "flow": 0}
@@ -176,6 +168,19 @@ def trace_path(path) -> Path:
     if kind:  # /dev/zero would be read forever; a pipe is read
         raise LmxrayError(f"{path} is {kind}, not a trace file", "pass the path of a .jsonl or .safetensors trace")
     return Path(path)
+
+
+def open_input(path: Path, mode: str = "rb", **kwargs):
+    """``open(path)`` for reading a trace, with the OS's refusals as one-line errors."""
+    try:
+        return open(path, mode, **kwargs)  # noqa: SIM115 (the caller closes it)
+    except FileNotFoundError:
+        raise LmxrayError(f"cannot read {path}: no such file", "check the path, or make one with `lmxray trace`") \
+            from None
+    except IsADirectoryError:
+        raise LmxrayError(f"cannot read {path}: it is a folder, not a trace file", "pass a trace file") from None
+    except OSError as e:
+        raise LmxrayError(f"cannot read {path}: {e.strerror or e}", "check the path and its permissions") from None
 
 
 def read_trace(path) -> Trace:
