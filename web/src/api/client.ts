@@ -1,0 +1,81 @@
+/** The HTTP client of `lmxray serve`'s API: one table of routes, JSON in and out, errors with the server's fix line. */
+
+import type { HeadMapsView, LensView, MapView, ModelEntry, RunRecord, TraceSummary } from "./views";
+
+/** A failed request: the server's ``{"error", "fix"}`` body, or what went wrong on the way. */
+export class ApiError extends Error {
+  constructor(readonly status: number, readonly problem: string, readonly fix: string | null) {
+    super(fix ? `${problem} — ${fix}` : problem);
+  }
+}
+
+const enc = encodeURIComponent;
+
+/** Every path the pages call, relative to the API root. */
+export const ROUTES = {
+  models: () => "models",
+  runs: () => "runs",
+  run: (run: string) => `runs/${enc(run)}`,
+  summary: (run: string) => `runs/${enc(run)}/summary`,
+  lens: (run: string, position: number) => `runs/${enc(run)}/lens?position=${position}`,
+  map: (run: string, layer: number, head?: number) =>
+    `runs/${enc(run)}/maps/${layer}` + (head === undefined ? "" : `?head=${head}`),
+  headMaps: (run: string, layer: number) => `runs/${enc(run)}/maps/${layer}/heads`,
+};
+
+export interface Api {
+  models(): Promise<ModelEntry[]>;
+  runs(): Promise<RunRecord[]>;
+  trace(model: string | undefined, prompt: string): Promise<RunRecord>;
+  summary(run: string): Promise<TraceSummary>;
+  lens(run: string, position: number): Promise<LensView>;
+  map(run: string, layer: number, head?: number): Promise<MapView>;
+  headMaps(run: string, layer: number): Promise<HeadMapsView>;
+}
+
+/** The API of the server that served this page (``root`` is the API prefix, "api/" beside index.html). */
+export class HttpApi implements Api {
+  constructor(private readonly root: URL, private readonly token: string | null = null) {}
+
+  models = () => this.get<ModelEntry[] | { models: ModelEntry[] }>(ROUTES.models()).then(listOf("models"));
+  runs = () => this.get<RunRecord[] | { runs: RunRecord[] }>(ROUTES.runs()).then(listOf("runs"));
+  summary = (run: string) => this.get<TraceSummary>(ROUTES.summary(run));
+  lens = (run: string, position: number) => this.get<LensView>(ROUTES.lens(run, position));
+  map = (run: string, layer: number, head?: number) => this.get<MapView>(ROUTES.map(run, layer, head));
+  headMaps = (run: string, layer: number) => this.get<HeadMapsView>(ROUTES.headMaps(run, layer));
+
+  trace(model: string | undefined, prompt: string): Promise<RunRecord> {
+    return this.request<RunRecord>(ROUTES.runs(), { method: "POST", body: JSON.stringify({ model, prompt }) });
+  }
+
+  private get<T>(path: string): Promise<T> {
+    return this.request<T>(path, { method: "GET" });
+  }
+
+  private async request<T>(path: string, init: RequestInit): Promise<T> {
+    const headers: Record<string, string> = { Accept: "application/json" };
+    if (init.body) headers["Content-Type"] = "application/json";
+    if (this.token) headers.Authorization = `Bearer ${this.token}`;
+    let response: Response;
+    try {
+      response = await fetch(new URL(path, this.root), { ...init, headers });
+    } catch (e) {
+      throw new ApiError(0, `the server did not answer (${(e as Error).message})`, "check that lmxray serve is running");
+    }
+    const body = await response.json().catch(() => null);
+    if (!response.ok) throw errorOf(response.status, body);
+    if (body === null) throw new ApiError(response.status, `the server sent no JSON for ${path}`, null);
+    return body as T;
+  }
+}
+
+/** The ApiError for a failed response: the server's error and fix when the body has them. */
+export function errorOf(status: number, body: unknown): ApiError {
+  const b = (body ?? {}) as { error?: unknown; fix?: unknown; detail?: unknown };
+  const problem = typeof b.error === "string" ? b.error : `request failed with HTTP ${status}`;
+  return new ApiError(status, problem, typeof b.fix === "string" ? b.fix : null);
+}
+
+function listOf<T>(key: string): (body: T[] | Record<string, T[]>) => T[] {
+  return (body) => (Array.isArray(body) ? body : (body[key] ?? []));
+}

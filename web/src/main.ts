@@ -1,0 +1,266 @@
+/** The explorer page: prompt bar, view tabs and the current view, all driven by the URL's query string. */
+
+import "./style.css";
+import { ApiError, HttpApi, type Api } from "./api/client";
+import type { LensView, MapView, TraceSummary } from "./api/views";
+import { nodePanel, showLens } from "./details";
+import { exportButtons, type Draw } from "./export";
+import { attentionGraph } from "./graph/model";
+import { GraphView, type GraphTimings } from "./graph/view";
+import { CanvasPainter } from "./paint";
+import { fmt } from "./scale";
+import { DEFAULT_THRESHOLD, VIEWS, formatState, parseState, withState, type UrlState } from "./state";
+import { tokenLabel } from "./graph/render";
+import { drawMaps, hitCell, mapsLayout, type MapsInput } from "./views/maps";
+import { drawTable, tableElement, tableSize, type Table } from "./views/table";
+import { convergenceTable, lensTable } from "./views/tables";
+
+declare global {
+  interface Window {
+    lmxray: { timings: GraphTimings | null; graph: GraphView | null; ready: boolean };
+  }
+}
+
+const token = new URLSearchParams(location.search).get("token") ?? sessionStorage.getItem("lmxray-token");
+if (token) sessionStorage.setItem("lmxray-token", token);
+const api: Api = new HttpApi(new URL("api/", new URL(".", document.baseURI)), token);
+window.lmxray = { timings: null, graph: null, ready: false };
+
+let state: UrlState = parseState(location.search);
+let renderId = 0;
+const cache = new Map<string, Promise<unknown>>();
+
+function cached<T>(key: string, load: () => Promise<T>): Promise<T> {
+  if (!cache.has(key)) cache.set(key, load().catch((e) => { cache.delete(key); throw e; }));
+  return cache.get(key) as Promise<T>;
+}
+
+function el<K extends keyof HTMLElementTagNameMap>(tag: K, text?: string, cls?: string): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag);
+  if (text !== undefined) e.textContent = text;
+  if (cls) e.className = cls;
+  return e;
+}
+
+const app = document.getElementById("app")!;
+const header = app.appendChild(el("header"));
+const tabs = app.appendChild(el("nav", undefined, "tabs"));
+const errors = app.appendChild(el("div", undefined, "errors"));
+const body = app.appendChild(el("div", undefined, "body"));
+const main = body.appendChild(el("main"));
+const side = body.appendChild(el("aside"));
+
+function navigate(patch: Partial<UrlState>, replace = false): void {
+  state = withState(state, patch);
+  history[replace ? "replaceState" : "pushState"](null, "", formatState(state) || location.pathname);
+  void render();
+}
+
+window.addEventListener("popstate", () => {
+  state = parseState(location.search);
+  void render();
+});
+
+function showError(e: unknown): void {
+  const box = errors.appendChild(el("div", undefined, "error"));
+  box.setAttribute("role", "alert");
+  box.append(el("strong", e instanceof ApiError ? e.problem : String((e as Error)?.message ?? e)));
+  if (e instanceof ApiError && e.fix) box.append(el("div", e.fix, "fix"));
+}
+
+function buildHeader(): void {
+  header.replaceChildren(el("span", "lmxray", "brand"));
+  const form = header.appendChild(el("form", undefined, "prompt-bar"));
+  const model = form.appendChild(el("select"));
+  model.name = "model";
+  model.title = "model";
+  const prompt = form.appendChild(el("input"));
+  Object.assign(prompt, { name: "prompt", type: "text", placeholder: "Type a prompt", value: state.prompt ?? "" });
+  form.appendChild(el("button", "Run")).type = "submit";
+  form.onsubmit = (ev) => {
+    ev.preventDefault();
+    if (!prompt.value.trim()) return;
+    navigate({ prompt: prompt.value, model: model.value || undefined, run: undefined, position: undefined,
+      layer: undefined, head: undefined });
+  };
+  cached("models", () => api.models()).then((models) => {
+    for (const m of models) model.append(new Option(m.name ? `${m.spec} (${m.name})` : m.spec, m.spec));
+    if (state.model) model.value = state.model;
+  }).catch(showError);
+  const recent = header.appendChild(el("select", undefined, "recent"));
+  recent.title = "recent runs";
+  recent.append(new Option("recent runs", ""));
+  cached("runs", () => api.runs()).then((runs) => {
+    for (const r of runs.slice(0, 30)) recent.append(new Option(`${r.model_name}: ${r.prompt.slice(0, 60)}`, r.run_id));
+  }).catch(showError);
+  recent.onchange = () => recent.value && navigate({ run: recent.value, prompt: undefined, position: undefined });
+}
+
+function buildTabs(): void {
+  tabs.replaceChildren(...VIEWS.map((v) => {
+    const a = el("a", v, v === state.view ? "active" : undefined);
+    a.href = formatState(withState(state, { view: v }));
+    a.onclick = (ev) => { ev.preventDefault(); navigate({ view: v }); };
+    return a;
+  }));
+}
+
+async function render(): Promise<void> {
+  const id = ++renderId;
+  const stale = () => id !== renderId;
+  window.lmxray.ready = false;
+  buildTabs();
+  errors.replaceChildren();
+  side.replaceChildren();
+  try {
+    if (!state.run && state.prompt) {
+      main.replaceChildren(el("p", "Tracing…", "muted"));
+      const record = await api.trace(state.model, state.prompt);
+      cache.delete("runs");
+      if (stale()) return;
+      state = withState(state, { run: record.run_id });
+      history.replaceState(null, "", formatState(state));
+    }
+    if (!state.run) {
+      main.replaceChildren(el("p", "Type a prompt and press Run, or open a recent run.", "muted"));
+      window.lmxray.ready = true;
+      return;
+    }
+    const run = state.run;
+    main.replaceChildren(el("p", "Loading…", "muted"));
+    const summary = await cached(`summary:${run}`, () => api.summary(run));
+    if (stale()) return;
+    const content = await VIEW_RENDERERS[state.view](run, summary, stale);
+    if (stale() || !content) return;
+    main.replaceChildren(runHeading(summary), content);
+  } catch (e) {
+    if (stale()) return;
+    main.replaceChildren();
+    showError(e);
+  }
+  window.lmxray.ready = true;
+}
+
+function runHeading(s: TraceSummary): HTMLElement {
+  const h = el("div", undefined, "run-heading");
+  h.append(el("span", s.model.name, "model-name"), el("span", ` “${s.prompt}” → `),
+    el("strong", `“${s.predicted_text}”`), el("span", ` p=${fmt(s.confidence)}`));
+  return h;
+}
+
+type Renderer = (run: string, s: TraceSummary, stale: () => boolean) => Promise<HTMLElement | null>;
+
+const VIEW_RENDERERS: Record<UrlState["view"], Renderer> = {
+  async graph(run, s, stale) {
+    const position = Math.min(state.position ?? s.position, s.tokens.length - 1);
+    const layers = [...Array(s.model.n_layers).keys()];
+    const settled = await Promise.allSettled(layers.map((l) => cached(`map:${run}:${l}`, () => api.map(run, l))));
+    if (stale()) return null;
+    const maps = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value as MapView] : []));
+    if (!maps.length) throw (settled[0] as PromiseRejectedResult).reason;
+    const started = performance.now();
+    const g = attentionGraph(s.tokens, maps, s.model.n_heads, position);
+    const wrap = el("div");
+    const view: GraphView = new GraphView(g, {
+      threshold: state.threshold ?? DEFAULT_THRESHOLD,
+      onThreshold: (t) => {
+        state = withState(state, { threshold: t });
+        history.replaceState(null, "", formatState(state));
+      },
+      onSelect: (sel) => {
+        side.replaceChildren();
+        if (!sel) return;
+        const panel = side.appendChild(nodePanel(g, view.current, sel));
+        cached(`lens:${run}:${sel.token}`, () => api.lens(run, sel.token))
+          .then((lens) => showLens(panel, lens as LensView, sel.row === 0 ? null : g.layers[sel.row - 1]))
+          .catch(showError);
+      },
+    }, started);
+    wrap.append(exportButtons(`lmxray-graph-${run}`, () => view.snapshot()), view.element);
+    if (maps.length < layers.length) wrap.append(el("p", `${layers.length - maps.length} layers have no map in this trace`, "muted"));
+    window.lmxray.graph = view;
+    window.lmxray.timings = view.timings;
+    return wrap;
+  },
+
+  async maps(run, s, stale) {
+    const layer = Math.min(state.layer ?? s.model.n_layers - 1, s.model.n_layers - 1);
+    let input: MapsInput;
+    let note = "";
+    if (state.head !== undefined) {
+      const m = await cached(`map:${run}:${layer}:${state.head}`, () => api.map(run, layer, state.head));
+      input = { tokens: m.tokens, layer: m.layer, heads: [m.head], values: [m.values], vmax: m.vmax };
+    } else {
+      try {
+        const hm = await cached(`heads:${run}:${layer}`, () => api.headMaps(run, layer));
+        input = { tokens: hm.tokens, layer: hm.layer, heads: hm.heads, values: hm.values, vmax: hm.vmax };
+      } catch (e) {
+        if (!(e instanceof ApiError) || e.status >= 500 || e.status === 0) throw e;
+        const m = await cached(`map:${run}:${layer}`, () => api.map(run, layer));
+        input = { tokens: m.tokens, layer: m.layer, heads: [null], values: [m.values], vmax: m.vmax };
+        note = `per-head maps: ${e.message}`;
+      }
+    }
+    if (stale()) return null;
+    const wrap = el("div", undefined, "maps");
+    const controls = wrap.appendChild(el("div", undefined, "controls"));
+    const pick = controls.appendChild(el("select"));
+    pick.name = "layer";
+    for (let l = 0; l < s.model.n_layers; l++) pick.append(new Option(`layer ${l}`, String(l), false, l === layer));
+    pick.onchange = () => navigate({ layer: Number(pick.value) });
+    const width = Math.max(320, main.clientWidth || 900);
+    const lay = mapsLayout(input.values.length, input.tokens.length, width);
+    const draw: Draw = (p) => drawMaps(p, input, lay);
+    controls.append(exportButtons(`lmxray-maps-${run}-L${layer}`, () => ({ draw, width: lay.width, height: lay.height })));
+    if (note) wrap.append(el("p", note, "muted"));
+    const canvas = wrap.appendChild(canvasOf(draw, lay.width, lay.height));
+    const tip = wrap.appendChild(el("div", undefined, "tooltip"));
+    canvas.onmousemove = (ev) => {
+      const hit = hitCell(lay, input.values.length, ev.offsetX, ev.offsetY);
+      tip.hidden = !hit || hit.k > hit.q;
+      if (!hit || hit.k > hit.q) return;
+      const head = input.heads[hit.map];
+      tip.textContent = `${head === null ? "sum" : `head ${head}`}: “${tokenLabel(input.tokens[hit.q])}” (${hit.q}) → ` +
+        `“${tokenLabel(input.tokens[hit.k])}” (${hit.k}) = ${fmt(input.values[hit.map][hit.q][hit.k])}`;
+      Object.assign(tip.style, { left: `${ev.offsetX + 14}px`, top: `${ev.offsetY + 14}px` });
+    };
+    canvas.onmouseleave = () => (tip.hidden = true);
+    return wrap;
+  },
+
+  async lens(run, s) {
+    const position = Math.min(state.position ?? s.position, s.tokens.length - 1);
+    const lens = await cached(`lens:${run}:${position}`, () => api.lens(run, position));
+    const wrap = el("div");
+    const pick = wrap.appendChild(el("select"));
+    pick.name = "position";
+    s.tokens.forEach((t, i) => pick.append(new Option(`${i}: ${tokenLabel(t)}`, String(i), false, i === position)));
+    pick.onchange = () => navigate({ position: Number(pick.value) });
+    return tableView(wrap, lensTable(lens), `lmxray-lens-${run}-${position}`);
+  },
+
+  async convergence(run, s) {
+    return tableView(el("div"), convergenceTable(s), `lmxray-convergence-${run}`);
+  },
+};
+
+function tableView(wrap: HTMLElement, t: Table, name: string): HTMLElement {
+  const [width, height] = tableSize(t);
+  wrap.append(exportButtons(name, () => ({ draw: (p) => drawTable(p, t), width, height })), tableElement(t));
+  return wrap;
+}
+
+function canvasOf(draw: Draw, width: number, height: number): HTMLCanvasElement {
+  const canvas = el("canvas");
+  const dpr = window.devicePixelRatio || 1;
+  canvas.width = Math.round(width * dpr);
+  canvas.height = Math.round(height * dpr);
+  Object.assign(canvas.style, { width: `${width}px`, height: `${height}px` });
+  const ctx = canvas.getContext("2d")!;
+  ctx.scale(dpr, dpr);
+  draw(new CanvasPainter(ctx));
+  return canvas;
+}
+
+buildHeader();
+void render();

@@ -1,0 +1,66 @@
+/** URL state: what the page shows, kept in the query string so any view reopens from its permalink. */
+
+export const VIEWS = ["graph", "maps", "lens", "convergence"] as const;
+export type ViewName = (typeof VIEWS)[number];
+
+export interface UrlState {
+  view: ViewName;
+  model?: string;
+  prompt?: string;
+  run?: string;
+  position?: number; // prediction position (non-negative)
+  layer?: number; // model layer
+  head?: number; // attention head; absent = summed over heads
+  threshold?: number; // graph pruning threshold in (0, 1]
+}
+
+export const DEFAULT_THRESHOLD = 0.04;
+
+const KEYS = ["view", "model", "prompt", "run", "position", "layer", "head", "threshold"] as const;
+
+function nonNegativeInt(text: string | null): number | undefined {
+  if (text === null || !/^\d{1,9}$/.test(text)) return undefined;
+  return Number(text);
+}
+
+function threshold(text: string | null): number | undefined {
+  if (text === null || text.trim() === "") return undefined;
+  const value = Number(text);
+  return Number.isFinite(value) && value > 0 && value <= 1 ? value : undefined;
+}
+
+function text(value: string | null): string | undefined {
+  return value === null || value === "" ? undefined : value;
+}
+
+/** The state a query string names; values that are malformed or out of range are dropped, not guessed. */
+export function parseState(search: string): UrlState {
+  const q = new URLSearchParams(search);
+  const view = q.get("view");
+  return {
+    view: (VIEWS as readonly string[]).includes(view ?? "") ? (view as ViewName) : "graph",
+    model: text(q.get("model")),
+    prompt: text(q.get("prompt")),
+    run: text(q.get("run")),
+    position: nonNegativeInt(q.get("position")),
+    layer: nonNegativeInt(q.get("layer")),
+    head: nonNegativeInt(q.get("head")),
+    threshold: threshold(q.get("threshold")),
+  };
+}
+
+/** The query string (with its "?") for a state: fixed key order, unset keys left out, so equal states give equal URLs. */
+export function formatState(state: UrlState): string {
+  const q = new URLSearchParams();
+  for (const key of KEYS) {
+    const value = state[key];
+    if (value !== undefined && value !== "") q.set(key, String(value));
+  }
+  const s = q.toString();
+  return s ? `?${s}` : "";
+}
+
+/** ``state`` with ``patch`` applied; a key set to undefined in the patch is removed. */
+export function withState(state: UrlState, patch: Partial<UrlState>): UrlState {
+  return { ...state, ...patch };
+}
