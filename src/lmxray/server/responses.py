@@ -1,0 +1,28 @@
+"""JSON answers: the views' plain data as compact JSON, numbers JSON cannot hold (inf) written as null."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from fastapi.responses import Response
+
+
+def finite(value):
+    """``value`` with every non-finite float replaced by None (JSON has no inf or NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def json_response(data, status_code: int = 200) -> Response:
+    """``data`` (plain JSON-ready data, e.g. a view's ``to_dict()``) as an application/json response."""
+    try:
+        body = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except ValueError:  # an inf somewhere: rare, so only then is the whole tree walked
+        body = json.dumps(finite(data), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return Response(body.encode("utf-8"), status_code=status_code, media_type="application/json")
