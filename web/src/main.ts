@@ -84,7 +84,7 @@ function buildHeader(): void {
       layer: undefined, head: undefined });
   };
   cached("models", () => api.models()).then((models) => {
-    for (const m of models) model.append(new Option(m.name ? `${m.spec} (${m.name})` : m.spec, m.spec));
+    for (const m of models) model.append(new Option(m.info ? `${m.spec} (${m.info.name})` : m.spec, m.spec));
     if (state.model) model.value = state.model;
   }).catch(showError);
   const recent = header.appendChild(el("select", undefined, "recent"));
@@ -115,7 +115,9 @@ async function render(): Promise<void> {
   try {
     if (!state.run && state.prompt) {
       main.replaceChildren(el("p", "Tracing…", "muted"));
-      const record = await api.trace(state.model, state.prompt);
+      const model = state.model ?? (await cached("models", () => api.models()))[0]?.spec;
+      if (!model) throw new ApiError(0, "the server serves no model", "start it with lmxray serve --model SPEC");
+      const record = await api.trace(model, state.prompt);
       cache.delete("runs");
       if (stale()) return;
       state = withState(state, { run: record.run_id });

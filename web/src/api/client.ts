@@ -11,6 +11,9 @@ export class ApiError extends Error {
 
 const enc = encodeURIComponent;
 
+/** Prompts up to this many characters are traced with per-head maps (layers × heads × tokens² floats). */
+export const PER_HEAD_MAX_CHARS = 600;
+
 /** Every path the pages call, relative to the API root. */
 export const ROUTES = {
   models: () => "models",
@@ -26,7 +29,7 @@ export const ROUTES = {
 export interface Api {
   models(): Promise<ModelEntry[]>;
   runs(): Promise<RunRecord[]>;
-  trace(model: string | undefined, prompt: string): Promise<RunRecord>;
+  trace(model: string, prompt: string): Promise<RunRecord>;
   summary(run: string): Promise<TraceSummary>;
   lens(run: string, position: number): Promise<LensView>;
   map(run: string, layer: number, head?: number): Promise<MapView>;
@@ -44,8 +47,12 @@ export class HttpApi implements Api {
   map = (run: string, layer: number, head?: number) => this.get<MapView>(ROUTES.map(run, layer, head));
   headMaps = (run: string, layer: number) => this.get<HeadMapsView>(ROUTES.headMaps(run, layer));
 
-  trace(model: string | undefined, prompt: string): Promise<RunRecord> {
-    return this.request<RunRecord>(ROUTES.runs(), { method: "POST", body: JSON.stringify({ model, prompt }) });
+  /** Trace ``prompt`` (a stored run answers without a forward pass); short prompts keep per-head maps. */
+  async trace(model: string, prompt: string): Promise<RunRecord> {
+    const plan = { per_head: prompt.length <= PER_HEAD_MAX_CHARS };
+    const out = await this.request<{ run: RunRecord; hit: boolean }>(ROUTES.runs(),
+      { method: "POST", body: JSON.stringify({ model, prompt, plan }) });
+    return out.run;
   }
 
   private get<T>(path: string): Promise<T> {

@@ -90,6 +90,6 @@ export interface RunRecord {
 /** A served model as ``GET /api/models`` lists it. */
 export interface ModelEntry {
   spec: string;
-  name?: string;
-  loaded?: boolean;
+  state: string;
+  info: { name: string } | null;
 }
