@@ -41,10 +41,6 @@ class DeviceWorker:
         """Calls queued and not yet started."""
         return self._queue.qsize()
 
-    def on_thread(self) -> bool:
-        """True when called from this worker's own thread (work already on the device: run it directly)."""
-        return threading.current_thread() is self._thread
-
     def close(self, timeout: float | None = 5.0) -> None:
         """Finish the calls already queued, then stop the thread."""
         self._queue.put((_STOP, None))
