@@ -15,6 +15,7 @@ ALLOWED = {
     "adapters": (),
     "analysis": ("lmxray.trace",),
     "capture": ("lmxray.trace", "lmxray.adapters"),
+    "store": ("lmxray.trace", "lmxray.capture", "lmxray.models"),  # keeps traces; below server/ and cli/
     "views": ("lmxray.trace", "lmxray.analysis", "lmxray.flow"),  # arranges results; never renders or parses flags
 }
 

@@ -11,7 +11,7 @@ import torch
 from lmxray.capture.attention import register
 from lmxray.errors import LmxrayError
 from lmxray.adapters import adapter_for
-from lmxray.models.model import Model
+from lmxray.models.model import Model, Origin
 from lmxray.trace.types import ModelInfo
 
 RANDOM_PREFIX = "random:"
@@ -57,7 +57,8 @@ def load(spec: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto"
     hf = hf.to(torch_device).eval()
     name = resolved.name if init == "pretrained" else f"{RANDOM_PREFIX}{resolved.name}@seed{seed}"
     source = resolved.source if init == "pretrained" else "random"
-    return Model(hf, tokenizer, arch, model_info(hf.config, name, source, resolved.sha256, torch_dtype))
+    origin = Origin(resolved.path, init, seed if init == "random" else None)
+    return Model(hf, tokenizer, arch, model_info(hf.config, name, source, resolved.sha256, torch_dtype), origin)
 
 
 @contextmanager

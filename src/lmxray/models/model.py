@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -15,6 +16,15 @@ from lmxray.trace.types import ModelInfo, Trace
 _TEXT_CONTEXT = 4  # tokens of left context used to decode one token's text faithfully
 
 
+@dataclass(frozen=True)
+class Origin:
+    """What a loaded model's weights were made from; the run store hashes it into the model's identity."""
+
+    path: Path  # the HF-style directory loaded (for a GGUF, its cached conversion)
+    init: str  # "pretrained" | "random"
+    seed: int | None  # the random init's seed; None when pretrained
+
+
 @dataclass
 class Model:
     """A loaded model. ``hf`` uses lmxray's registered attention, which equals SDPA when not tracing."""
@@ -23,6 +33,7 @@ class Model:
     tokenizer: object
     spec: ArchSpec
     info: ModelInfo
+    origin: Origin | None = None  # None: wrapped in memory (loader.from_hf), no files behind it
 
     @property
     def device(self) -> torch.device:
