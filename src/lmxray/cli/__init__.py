@@ -19,6 +19,7 @@ from lmxray.cli import heads, logits  # noqa: F401  (registers heads, logits, le
 from lmxray.cli import sweep, profile  # noqa: F401  (registers sweep, profile)
 from lmxray.cli import plot  # noqa: F401  (registers plot, maps)
 from lmxray.cli import report  # noqa: F401  (registers report)
+from lmxray.cli import serve  # noqa: F401  (registers serve)
 from lmxray.cli.app import DEBUG_FLAG, app, err, out
 from lmxray.cli.flags import cli_message
 from lmxray.errors import LmxrayError

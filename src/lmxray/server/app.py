@@ -1,4 +1,4 @@
-"""create_app(config): the FastAPI app of `lmxray serve`, its routers, error handlers and guard.
+"""create_app(config): the FastAPI app of `lmxray serve`, its routers, error handlers, guard and pages.
 
 No CORS middleware: browsers keep other origins' pages from reading its answers. Telemetry is off and no
 exporter is configured, so the server never opens a connection of its own.
@@ -15,6 +15,7 @@ from lmxray.server.config import ServeConfig
 from lmxray.server.schemas import BaseModel
 from lmxray.server.security import Guard
 from lmxray.server.state import ServerState
+from lmxray.server.static_files import PAGES, mount_pages
 from lmxray.version import __version__
 
 TITLE = "lmxray"
@@ -54,4 +55,6 @@ def create_app(config: ServeConfig) -> FastAPI:
                 "queued": sum(w.pending for w in state.workers.all()),
                 "jobs_active": sum(1 for j in state.jobs.list() if not j.is_finished)}
 
+    if (PAGES / "index.html").is_file():  # the explorer's pages, when built (make web); after every API route
+        mount_pages(app)
     return app
