@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from lmxray.server import api_experiments, api_jobs, api_models, api_runs, api_uploads, errors
 from lmxray.server.config import ServeConfig
+from lmxray.server.errors import NotFound
 from lmxray.server.schemas import BaseModel
 from lmxray.server.security import Guard
 from lmxray.server.state import ServerState
@@ -54,6 +55,12 @@ def create_app(config: ServeConfig) -> FastAPI:
         return {"version": __version__, "device": state.registry.device,
                 "queued": sum(w.pending for w in state.workers.all()),
                 "jobs_active": sum(1 for j in state.jobs.list() if not j.is_finished)}
+
+    @app.api_route("/api/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+                   include_in_schema=False)
+    def unknown_api(path: str):
+        """Any other /api path is a JSON 404, never the pages' index.html."""
+        raise NotFound(f"no API path /api/{path}", "see /openapi.json for the API's paths")
 
     if (PAGES / "index.html").is_file():  # the explorer's pages, when built (make web); after every API route
         mount_pages(app)

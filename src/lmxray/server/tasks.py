@@ -7,7 +7,7 @@ job honours a cancel.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, TypeVar
 
 from lmxray.experiments.datasets import pair_source, read_pairs
 from lmxray.experiments.sweep import SweepConfig, run_sweep, sweep_store
@@ -26,6 +26,7 @@ from lmxray.views import flow_view, head_scores_view, logits_view, sweep_view
 from lmxray.views.routes import routes_view
 
 Task = Callable[[Job], dict]
+T = TypeVar("T")
 
 
 def _loaded(state: ServerState, spec: str, job: Job, total: int) -> Loaded:
@@ -34,14 +35,27 @@ def _loaded(state: ServerState, spec: str, job: Job, total: int) -> Loaded:
     return state.registry.get(spec)
 
 
+def _on_device(job: Job, loaded: Loaded, fn: Callable[[], T]) -> T:
+    """Run ``fn`` on the model's worker; a cancel asked while it waited in the queue skips it, one asked while it
+    ran is honoured when it returns."""
+    def guarded() -> T:
+        job.check()
+        return fn()
+
+    result = loaded.worker.run(guarded)
+    job.check()
+    return result
+
+
 def flow_task(state: ServerState, req: FlowRequest) -> Task:
     state.registry.entry(req.model)
 
     def run(job: Job) -> dict:
         loaded = _loaded(state, req.model, job, 2)
         job.step(1, 2, "decomposing the residual stream")
-        result = loaded.worker.run(lambda: run_flow(loaded.model, req.prompt, position=req.position,
-                                                    tokens=tuple(req.tokens), versus=req.versus, groups=req.groups))
+        result = _on_device(job, loaded, lambda: run_flow(loaded.model, req.prompt, position=req.position,
+                                                          tokens=tuple(req.tokens), versus=req.versus,
+                                                          groups=req.groups))
         return flow_view(result).to_dict()
 
     return run
@@ -54,8 +68,8 @@ def routes_task(state: ServerState, req: RoutesRequest) -> Task:
     def run(job: Job) -> dict:
         loaded = _loaded(state, req.model, job, 2)
         job.step(1, 2, "edge importances and routes")
-        result = loaded.worker.run(lambda: routes(loaded.model, req.prompt, position=req.position,
-                                                  threshold=req.threshold))
+        result = _on_device(job, loaded, lambda: routes(loaded.model, req.prompt, position=req.position,
+                                                        threshold=req.threshold))
         return routes_view(result).to_dict()
 
     return run
@@ -68,8 +82,9 @@ def logits_task(state: ServerState, req: LogitsRequest) -> Task:
     def run(job: Job) -> dict:
         loaded = _loaded(state, req.model, job, 2)
         job.step(1, 2, f"generating {req.steps} steps")
-        result = loaded.worker.run(lambda: logit_trace(loaded.model, req.prompt, steps=req.steps, top_k=req.top_k,
-                                                       temperature=req.temperature, seed=req.seed))
+        result = _on_device(job, loaded, lambda: logit_trace(loaded.model, req.prompt, steps=req.steps,
+                                                             top_k=req.top_k, temperature=req.temperature,
+                                                             seed=req.seed))
         return logits_view(result).to_dict()
 
     return run
@@ -104,7 +119,7 @@ def heads_task(state: ServerState, req: HeadsRequest) -> Task:
                 scores = model_head_scores(model, probes, req.layers)
             return head_scores_view(scores, top=req.top, probes=probes)
 
-        return loaded.worker.run(work).to_dict()
+        return _on_device(job, loaded, work).to_dict()
 
     return run
 
@@ -129,7 +144,7 @@ def sweep_task(state: ServerState, req: SweepRequest) -> Task:
                 chosen = pairs[: config.limit] if config.limit else pairs
                 finish_sweep(store, chosen, config.threshold, loaded.model.info.name)
 
-        loaded.worker.run(work)
+        _on_device(job, loaded, work)
         view = sweep_view(folder)
         view.run = req.folder  # the folder's name under --runs, not the server's path
         return view.to_dict()

@@ -1,0 +1,84 @@
+"""Helpers for the server tests: an in-process client on tiny models, job waiting, forward-pass counting."""
+
+from __future__ import annotations
+
+import threading
+import time
+from contextlib import contextmanager
+
+from fastapi.testclient import TestClient
+from pydantic import TypeAdapter
+
+from lmxray.server import ServeConfig, create_app
+
+LOOPBACK = "http://127.0.0.1"  # TestClient's default Host (testserver) is refused by the guard, as a foreign host
+JOB_TIMEOUT_S = 120
+
+
+@contextmanager
+def serving(runs, models, **settings):
+    """A TestClient on a fresh app serving ``models`` with runs in ``runs``; the app is shut down afterwards."""
+    app = create_app(ServeConfig(runs=runs, models=tuple(map(str, models)), **settings))
+    with TestClient(app, base_url=LOOPBACK) as client:
+        yield client
+
+
+def state(client):
+    return client.app.state.lmxray
+
+
+def wait_job(client, job_id: str, timeout: float = JOB_TIMEOUT_S) -> dict:
+    """Poll a job until it finishes; its final JSON."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        if job["state"] in ("done", "failed", "cancelled"):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not finish in {timeout} s")
+
+
+def assert_user_error(response, status: int, *words):
+    """A 4xx answer in the {error, fix} shape naming ``words``."""
+    assert response.status_code == status, f"{response.status_code} != {status}: {response.text[:300]}"
+    body = response.json()
+    assert set(body) == {"error", "fix"} and isinstance(body["error"], str) and body["error"], body
+    assert "\n" not in body["error"], body
+    for word in words:
+        assert word.lower() in body["error"].lower(), f"{word!r} not in {body['error']!r}"
+
+
+def assert_matches(model, data) -> None:
+    """``data`` is exactly what ``model`` (a pydantic model or dataclass) describes: nothing missing, nothing extra."""
+    adapter = TypeAdapter(model)
+    again = adapter.dump_python(adapter.validate_python(data), mode="json", by_alias=True)
+    assert again == data, f"the response drifted from {getattr(model, '__name__', model)}"
+
+
+class ForwardCounter:
+    """Counts forward passes of a model's HF module, and the most that ever ran at once (with their threads)."""
+
+    def __init__(self, hf_module):
+        self.calls = 0
+        self.active = 0
+        self.max_active = 0
+        self.threads: set[str] = set()
+        self._lock = threading.Lock()
+        self._handles = [hf_module.register_forward_pre_hook(self._enter),
+                         hf_module.register_forward_hook(self._exit)]
+
+    def _enter(self, *_):
+        with self._lock:
+            self.calls += 1
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+            self.threads.add(threading.current_thread().name)
+        time.sleep(0.002)  # widen the window in which an overlapping pass would be seen
+
+    def _exit(self, *_):
+        with self._lock:
+            self.active -= 1
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
