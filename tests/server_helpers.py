@@ -82,3 +82,40 @@ class ForwardCounter:
     def remove(self) -> None:
         for handle in self._handles:
             handle.remove()
+
+
+def assert_close(got, expected, tol: float, where: str = "") -> None:
+    """Equal JSON trees, floats within ``tol`` (absolute); the message names the first drifting field and by how much."""
+    if isinstance(expected, dict):
+        assert isinstance(got, dict) and set(got) == set(expected), f"{where}: keys {sorted(got)} != {sorted(expected)}"
+        for k in expected:
+            assert_close(got[k], expected[k], tol, f"{where}.{k}")
+    elif isinstance(expected, list):
+        assert isinstance(got, list) and len(got) == len(expected), f"{where}: lengths differ"
+        for i, (g, e) in enumerate(zip(got, expected)):
+            assert_close(g, e, tol, f"{where}[{i}]")
+    elif isinstance(expected, float) and not isinstance(got, bool) and isinstance(got, (int, float)):
+        assert abs(got - expected) <= tol, f"{where}: {got!r} drifts from {expected!r} by {abs(got - expected):.3g} " \
+                                           f"(> {tol})"
+    else:
+        assert got == expected, f"{where}: {got!r} != {expected!r}"
+
+
+def sse_events(lines):
+    """Yield the events of a text/event-stream (an iterable of lines) as they complete: dicts of their fields,
+    ``data`` parsed as JSON."""
+    import json
+
+    current = {}
+    for line in lines:
+        if not line:
+            if current:
+                yield current
+            current = {}
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        current[field] = json.loads(value.strip()) if field == "data" else value.strip()
+    if current:
+        yield current
