@@ -155,6 +155,7 @@ def test_a_run_id_that_is_not_32_hex_digits_is_refused(tmp_path, bad):
 @pytest.mark.parametrize("make, words", [
     (lambda s, p: s.get("x"), "not a valid key"),
     (lambda s, p: s.list(limit=-1), "limit must be"),
+    (lambda s, p: s.list(model_id=3), "model_id must be"),
     (lambda s, p: s.key("", "a", {}), "model_id must be"),
     (lambda s, p: s.key(MODEL_ID, "", {}), "prompt must be"),
     (lambda s, p: s.key(MODEL_ID, [1, True], {}), "prompt must be"),
@@ -333,6 +334,8 @@ def test_a_cache_hit_runs_no_forward_pass_and_reads_back_the_same_trace(tiny_dir
     assert_same_trace(after_restart, traced)
     _, _, hit = trace_cached(TraceStore(tmp_path), model, "abcab cab", CapturePlan())
     assert (hit, len(forwards)) == (False, 2), "another plan is another run"
+    _, _, hit = trace_cached(TraceStore(tmp_path), model, "abcab cab", plan, model_id="d" * 64)
+    assert (hit, len(forwards)) == (False, 3), "the model id given is the one keyed on"
     ids = model.encode("abcab cab")
     record, by_ids, hit = trace_cached(TraceStore(tmp_path), model, ids, plan, position=-2)
-    assert (hit, len(forwards), record.prompt) == (False, 3, by_ids.prompt)
+    assert (hit, len(forwards), record.prompt) == (False, 4, by_ids.prompt)

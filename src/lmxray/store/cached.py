@@ -11,10 +11,14 @@ from lmxray.trace.types import Trace
 
 
 def trace_cached(store: TraceStore, model: Model, prompt: str | list[int], plan: CapturePlan | dict | None = None,
-                 *, position: int = -1) -> tuple[RunRecord, Trace, bool]:
-    """(record, trace, hit): a hit reads the stored trace and runs no forward pass; a miss traces and stores."""
+                 *, position: int = -1, model_id: str | None = None) -> tuple[RunRecord, Trace, bool]:
+    """(record, trace, hit): a hit reads the stored trace and runs no forward pass; a miss traces and stores.
+
+    ``model_id``: ``model_identity(model)`` taken when the model was loaded (files rewritten since then do not
+    change what the loaded weights are); by default it is computed now.
+    """
     plan = CapturePlan.from_dict(plan) if isinstance(plan, dict) else plan or CapturePlan()
-    model_id = model_identity(model)
+    model_id = model_identity(model) if model_id is None else model_id
     key = store.key(model_id, prompt, plan, position)
     record = store.get(key)
     if record is not None:

@@ -141,6 +141,9 @@ class TraceStore:
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise LmxrayError(f"{name} must be an integer >= 0, got {value!r}", f"pass e.g. {name}=0",
                                   params=(name,))
+        if model_id is not None and not isinstance(model_id, str):
+            raise LmxrayError(f"model_id must be a string or None, got {model_id!r}", "pass model_identity(model)",
+                              params=("model_id",))
         where, args = ("WHERE model_id = ? ", (model_id,)) if model_id is not None else ("", ())
         with self._index.read() as db:
             rows = db.execute(f"{SELECT} {where}ORDER BY created DESC, rowid DESC LIMIT ? OFFSET ?",
