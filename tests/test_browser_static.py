@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 from lmxray.errors import LmxrayError
 from lmxray.server.static_files import JS_TYPE, is_page_path, mount_pages, pages_app
 
-INDEX = "<!doctype html><title>lmxray</title><script type=module src=./assets/app-1.js></script>"
+INDEX = "<!doctype html><head><title>lmxray</title><script type=module src=./assets/app-1.js></script>"
 
 
 @pytest.fixture()
@@ -29,9 +29,12 @@ def client(tmp_path):
 def test_index_and_deep_links_get_the_page(client):
     for path in ("/", "/?view=maps&run=ab", "/runs/0123abcd", "/explore/deep/link?layer=3"):
         r = client.get(path)
-        assert r.status_code == 200 and r.text == INDEX, path
+        assert r.status_code == 200, path
         assert r.headers["content-type"].startswith("text/html"), path
         assert r.headers["cache-control"] == "no-cache"
+        # below the root, relative asset and API paths must still resolve from the root
+        assert r.text == (INDEX if path.startswith("/?") or path == "/" else INDEX.replace(
+            "<head>", '<head>\n    <base href="/" />')), path
 
 
 def test_javascript_has_an_explicit_type_and_assets_are_immutable(client):
@@ -57,3 +60,11 @@ def test_unbuilt_pages_are_one_line_with_the_fix(tmp_path):
     with pytest.raises(LmxrayError, match="not built") as e:
         pages_app(tmp_path)
     assert "make web" in e.value.fix and "\n" not in str(e.value)
+
+
+def test_a_deep_link_under_a_mount_prefix_bases_at_that_prefix(tmp_path):
+    from starlette.routing import Mount
+
+    (tmp_path / "index.html").write_text(INDEX)
+    client = TestClient(Starlette(routes=[Mount("/explorer", app=pages_app(tmp_path))]))
+    assert '<base href="/explorer/" />' in client.get("/explorer/runs/ab?view=lens").text

@@ -2,7 +2,8 @@
 
 Mounted last on the app (after the /api routers), so an API path always reaches the API: an unknown one is a JSON 404
 there, never the page. Any other path that names no file (a permalink such as ``/runs/abc?view=maps``) gets
-index.html, and the page reads its state from the URL.
+index.html with a ``<base href>`` at the mount's root, so its relative asset and API paths resolve as from ``/``;
+the page reads its state from the URL.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from starlette.exceptions import HTTPException
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
@@ -30,13 +31,20 @@ class PageFiles(StaticFiles):
         except HTTPException as e:
             if e.status_code != 404 or not is_page_path(path):
                 raise
-            response = await super().get_response("index.html", scope)
+            response = self.deep_link_page(scope)
         if path.endswith((".js", ".mjs")):
             response.headers["content-type"] = JS_TYPE
         # hashed asset names never change content; the page itself must be revalidated to pick up a new build
         response.headers["cache-control"] = ("public, max-age=31536000, immutable" if path.startswith("assets/")
                                              else "no-cache")
         return response
+
+
+    def deep_link_page(self, scope: Scope) -> HTMLResponse:
+        """index.html for a path below the root, its relative URLs anchored at the mount's root by a base tag."""
+        root = scope.get("root_path", "").rstrip("/") + "/"
+        html = (Path(self.directory) / "index.html").read_text(encoding="utf-8")
+        return HTMLResponse(html.replace("<head>", f'<head>\n    <base href="{root}" />', 1))
 
 
 def is_page_path(path: str) -> bool:

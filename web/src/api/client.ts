@@ -47,9 +47,10 @@ export class HttpApi implements Api {
   map = (run: string, layer: number, head?: number) => this.get<MapView>(ROUTES.map(run, layer, head));
   headMaps = (run: string, layer: number) => this.get<HeadMapsView>(ROUTES.headMaps(run, layer));
 
-  /** Trace ``prompt`` (a stored run answers without a forward pass); short prompts keep per-head maps. */
+  /** Trace ``prompt`` (a stored run answers without a forward pass) with the lens at every position, so any graph
+   * node can show it; short prompts keep per-head maps. */
   async trace(model: string, prompt: string): Promise<RunRecord> {
-    const plan = { per_head: prompt.length <= PER_HEAD_MAX_CHARS };
+    const plan = { per_head: prompt.length <= PER_HEAD_MAX_CHARS, lens_all: true };
     const out = await this.request<{ run: RunRecord; hit: boolean }>(ROUTES.runs(),
       { method: "POST", body: JSON.stringify({ model, prompt, plan }) });
     return out.run;

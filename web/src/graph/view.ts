@@ -72,6 +72,13 @@ export class GraphView {
     this.timings.thresholdMs.push(performance.now() - start);
   }
 
+  /** Where node (``row``, ``token``) is in page coordinates (for tests and keyboard focus). */
+  nodePoint(row: number, token: number): { x: number; y: number } {
+    const lay = this.layout();
+    const box = this.canvas.getBoundingClientRect();
+    return { x: box.left + window.scrollX + lay.x(token + 0.5), y: box.top + window.scrollY + lay.y(row) };
+  }
+
   /** The current drawing at its on-screen size, for export. */
   snapshot(): { draw: Draw; width: number; height: number } {
     const { width, height } = this.size();

@@ -1,0 +1,237 @@
+"""The explorer pages in a real browser: Debian's chromium driven by Playwright against a live server on loopback.
+
+The server is the app of `lmxray serve` (create_app) under uvicorn on a free loopback port, serving a tiny
+random llama; every request the page makes is recorded and any that would leave loopback is refused and fails the
+test. The numbers the page shows are checked against the run's trace file read back with lmxray's own reader.
+Screenshots land in tests/artifacts/browser/ (gitignored).
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import numpy as np
+import pytest
+
+from lmxray.server.static_files import PAGES, mount_pages
+from tiny_models import save_tiny
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "browser"
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+PROMPT = "The cat sat on the mat. The cat"
+THRESHOLD = 0.03  # the tiny model attends almost uniformly over ~31 tokens (1/31 = 0.032)
+DISPLAY_REL_TOL = 5e-3  # the page prints 3 significant digits
+WAIT_MS = 60_000  # a first trace on a cold server loads the model
+
+
+class LiveServer:
+    """uvicorn serving ``app`` in a thread on a socket bound to a free loopback port."""
+
+    def __init__(self, app):
+        import uvicorn
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert self.thread.is_alive() and time.monotonic() < deadline, "the live server did not start in 30 s"
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from lmxray.server.app import create_app
+    from lmxray.server.config import ServeConfig
+
+    assert (PAGES / "index.html").is_file(), f"{PAGES}/index.html is missing: run `make web`"
+    model = str(save_tiny("llama", tmp_path_factory.mktemp("tiny-llama")))
+    app = create_app(ServeConfig(runs=tmp_path_factory.mktemp("runs"), models=(model,), device="cpu"))
+    if not any(getattr(r, "name", None) == "pages" for r in app.routes):  # until create_app mounts the pages
+        mount_pages(app)
+    with LiveServer(app) as live:
+        live.model = model
+        yield live
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM.is_file(), f"{CHROMIUM} is missing: run `make dev` (it installs Debian's chromium)"
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture()
+def page(browser, request):
+    """A fresh page whose every request is recorded; one that would leave loopback is aborted and fails the test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    seen, outside, problems, failed = [], [], [], []
+
+    def guard(route):
+        url = route.request.url
+        seen.append(url)
+        host = urlparse(url).hostname or ""
+        if url.startswith(("data:", "blob:")) or host in LOOPBACK:
+            route.continue_()
+        else:
+            outside.append(url)
+            route.abort()
+
+    context.route("**/*", guard)
+    pg = context.new_page()
+    pg.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    pg.on("console", lambda m: m.type == "error" and not m.text.startswith("Failed to load resource")
+          and problems.append(f"console: {m.text}"))
+    pg.on("response", lambda r: r.status >= 400 and failed.append(f"HTTP {r.status} {r.url}"))
+    pg.seen, pg.allow_http_errors = seen, False
+    yield pg
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    pg.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    context.close()
+    assert not outside, f"requests left loopback: {outside}"
+    assert seen, "the page made no request at all"
+    assert not problems, f"the page reported errors: {problems}"
+    assert pg.allow_http_errors or not failed, f"requests failed: {failed}"
+
+
+def wait_ready(page):
+    page.wait_for_function("window.lmxray && window.lmxray.ready", timeout=WAIT_MS)
+
+
+def run_prompt(page, server) -> str:
+    """Type the prompt, press Run, wait for the graph; the run id the URL now names."""
+    page.goto(server.url)
+    wait_ready(page)
+    page.fill("input[name=prompt]", PROMPT)
+    page.click("button[type=submit]")
+    page.wait_for_url(re.compile(r"run=[0-9a-f]+"), timeout=WAIT_MS)
+    wait_ready(page)
+    page.wait_for_selector("canvas[aria-label='attention graph']", timeout=WAIT_MS)
+    return parse_qs(urlparse(page.url).query)["run"][0]
+
+
+def stored_trace(server, run: str, tmp_path):
+    """The run's trace, downloaded from the server and read by lmxray's reader (not by the page's code)."""
+    from lmxray.trace.reader import read_trace
+
+    path = tmp_path / f"{run}.safetensors"
+    with urllib.request.urlopen(f"{server.url}api/runs/{run}/trace", timeout=30) as r:
+        path.write_bytes(r.read())
+    return read_trace(path)
+
+
+def reference_prune(trace, threshold: float) -> tuple[int, int]:
+    """Kept edges and reached nodes of the attention graph, by a direct walk over the head-mean maps."""
+    maps = np.asarray(trace.attention, dtype=np.float64) / trace.model.n_heads  # [layer, q, k]
+    n_layers, T = maps.shape[0], len(trace.tokens)
+    reached = np.zeros((n_layers + 1, T), bool)
+    reached[n_layers, trace.position] = True
+    kept = 0
+    for i in range(n_layers - 1, -1, -1):
+        reached[i] |= reached[i + 1]  # the residual stream
+        w = np.float32(maps[i]).astype(np.float64)  # the page holds weights as float32
+        edges = (w >= threshold) & np.tril(np.ones((T, T), bool)) & reached[i + 1][:, None]
+        edges[trace.position + 1:] = False
+        kept += int(edges.sum())
+        reached[i] |= edges.any(axis=0)
+    return kept, int(reached.sum())
+
+
+def test_page_loads_offline_with_its_prompt_bar(page, server):
+    page.goto(server.url)
+    wait_ready(page)
+    assert page.title() == "lmxray explorer"
+    assert page.locator("select[name=model] option").all_inner_texts() == [server.model]
+    scripts = page.eval_on_selector_all("script[src], link[href]", "els => els.map(e => e.src || e.href)")
+    assert scripts and all(urlparse(s).hostname in LOOPBACK or s.startswith("data:") for s in scripts), scripts
+
+
+def test_graph_renders_for_a_traced_prompt_and_matches_the_trace(page, server, tmp_path):
+    run = run_prompt(page, server)
+    page.evaluate(f"window.lmxray.graph.setThreshold({THRESHOLD})")
+    got = page.evaluate("[window.lmxray.graph.current.kept.length, "
+                        "window.lmxray.graph.current.reached.reduce((a, b) => a + b, 0)]")
+    expected = reference_prune(stored_trace(server, run, tmp_path), THRESHOLD)
+    assert 0 < expected[0] < 3 * 31 * 31 / 2, f"threshold {THRESHOLD} keeps {expected[0]} edges: pick one that prunes"
+    assert tuple(got) == expected, f"page kept {got[0]} edges / reached {got[1]} nodes, the trace gives {expected}"
+    assert str(expected[0]) in page.inner_text(".graph .readout")
+    assert page.evaluate("window.lmxray.timings.firstRenderMs") > 0
+
+
+def test_clicking_a_node_shows_the_lens_there(page, server, tmp_path):
+    from lmxray.views import lens_view
+
+    run = run_prompt(page, server)
+    trace = stored_trace(server, run, tmp_path)
+    row, token = len(trace.layers), trace.position - 2  # the top row, a token before the prediction
+    point = page.evaluate(f"window.lmxray.graph.nodePoint({row}, {token})")
+    page.mouse.click(point["x"], point["y"])
+    panel = page.locator("aside .node-details")
+    panel.locator("ol.lens-top li").first.wait_for(timeout=WAIT_MS)
+    assert f"(position {token})" in panel.locator("h3").inner_text()
+    ref = next(r for r in lens_view(trace, token).rows if r.layer == trace.layers[-1])
+    shown = panel.locator("ol.lens-top li").all_inner_texts()
+    assert len(shown) == len(ref.top)
+    for text, top in zip(shown, ref.top, strict=True):
+        prob = float(text.rsplit(None, 1)[-1])
+        assert abs(prob - top.prob) <= DISPLAY_REL_TOL * top.prob, f"lens prob {prob} vs {top.prob} (token {top.token_id})"
+
+
+def test_a_permalink_reopens_the_view(page, server):
+    run = run_prompt(page, server)
+    link = f"{server.url}?view=graph&run={run}&threshold=0.2"
+    page.goto(link)
+    wait_ready(page)
+    assert page.evaluate("window.lmxray.graph.current.threshold") == 0.2
+    page.goto(f"{server.url}deep/link?view=lens&run={run}&position=3")  # a deep path gets the page too
+    wait_ready(page)
+    assert "position 3" in page.inner_text("main h3")
+    page.reload()
+    wait_ready(page)
+    assert "position 3" in page.inner_text("main h3")
+
+
+def test_server_errors_show_the_fix_line(page, server):
+    page.allow_http_errors = True  # the unknown run's 404 is what this test asks for
+    page.goto(f"{server.url}?view=graph&run={'0' * 32}")
+    wait_ready(page)
+    alert = page.locator(".errors .error")
+    assert "no run" in alert.inner_text() and "GET /api/runs" in alert.locator(".fix").inner_text()
+
+
+def test_export_gives_png_and_svg(page, server, tmp_path):
+    run_prompt(page, server)
+    for kind, magic in (("png", b"\x89PNG"), ("svg", b"<?xml")):
+        with page.expect_download() as info:
+            page.click(f".graph >> xpath=.. >> button[data-export={kind}]")
+        data = Path(info.value.path()).read_bytes()
+        assert data.startswith(magic), f"{kind} export starts with {data[:8]!r}"
+        if kind == "svg":
+            assert b"http" not in data.replace(b'xmlns="http://www.w3.org/2000/svg"', b""), "the SVG references a URL"
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            (ARTIFACTS / "graph.svg").write_bytes(data)
