@@ -16,7 +16,10 @@ ALLOWED = {
     "analysis": ("lmxray.trace",),
     "capture": ("lmxray.trace", "lmxray.adapters"),
     "store": ("lmxray.trace", "lmxray.capture", "lmxray.models"),  # keeps traces; below server/ and cli/
-    "views": ("lmxray.trace", "lmxray.analysis", "lmxray.flow"),  # arranges results; never renders or parses flags
+    # arranges results; never renders or parses flags. Reads a run folder's summary (store, its layout) and the
+    # logit trace's flag thresholds (probes.generate, imported lazily: views load without torch)
+    "views": ("lmxray.trace", "lmxray.analysis", "lmxray.flow", "lmxray.experiments.store",
+              "lmxray.experiments.sweep_summary", "lmxray.probes.generate"),
 }
 
 

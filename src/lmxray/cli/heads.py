@@ -45,6 +45,7 @@ def heads(
                                      model_head_scores, probe_set, random_twins)
     from lmxray.render.figures import figure_format
     from lmxray.render.probe_tables import print_head_scores
+    from lmxray.views import head_scores_view
 
     if more_checkpoints and checkpoints is None:
         raise LmxrayError(f"unexpected argument(s) {' '.join(more_checkpoints)}",
@@ -80,11 +81,8 @@ def heads(
             twins, name = checkpoint_models([baseline], device, dtype), baseline
         scores, _ = head_scores_vs_baseline(loaded, twins, name, probes, wanted_layers)
     evolution = _checkpoint_evolution(checkpoints, scores, chosen, probes, wanted_layers, device, dtype)
-    top_rows = {p: scores.top_rows(p, top, heads_shown) for p in chosen}
-    data = scores.to_dict() | {"top": top_rows, "label_counts": scores.label_counts(),
-                               "probes": [{"name": p.name, "n_tokens": len(p.ids), "repeat": p.repeat} for p in probes]}
-    if evolution is not None:
-        data["checkpoints"] = evolution
+    view = head_scores_view(scores, chosen, top, heads_shown, probes, evolution)
+    data = view.to_dict()
     if out_path is not None:
         write_json(out_path, data)
     if figure is not None:
@@ -95,11 +93,11 @@ def heads(
     if as_json:
         out.print_json(data=data)
         return
-    print_head_scores(out, scores, top_rows, scores.label_counts(), chosen, len(probes))
-    if evolution is not None:
+    print_head_scores(out, view)
+    if view.checkpoints is not None:
         from lmxray.render.probe_tables import print_checkpoints
 
-        print_checkpoints(out, evolution)
+        print_checkpoints(out, view.checkpoints)
     for path, what in ((out_path, "scores"), (figure, "figure")):
         if path is not None:
             out.print(f"{what} written to {path}")

@@ -31,19 +31,20 @@ def logits(
     confident / uncertain / no idea flag per step. No KV cache: each step is a full forward pass."""
     from lmxray.probes.generate import check_generation_args, logit_trace
     from lmxray.render.probe_tables import print_logit_trace
+    from lmxray.views import logits_view
 
     check_generation_args(steps, top_k, temperature)
     if out_path is not None:
         check_output_suffix(out_path, "JSON", (".json",))
         check_output(out_path)
     loaded = load_model(model, device, dtype, init, seed)
-    result = logit_trace(loaded, prompt, steps=steps, top_k=top_k, temperature=temperature, seed=seed)
+    view = logits_view(logit_trace(loaded, prompt, steps=steps, top_k=top_k, temperature=temperature, seed=seed))
     if out_path is not None:
-        write_json(out_path, result.to_dict())
+        write_json(out_path, view.to_dict())
     if as_json:
-        out.print_json(data=result.to_dict())
+        out.print_json(data=view.to_dict())
         return
-    print_logit_trace(out, result)
+    print_logit_trace(out, view)
     if out_path is not None:
         out.print(f"logit trace written to {out_path}")
 

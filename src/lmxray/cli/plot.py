@@ -190,10 +190,15 @@ def maps_command(
 
 
 def _save_maps(trace, twin, layers, heads, top, out_path: Path, as_json: bool) -> None:
+    """The map grid of the chosen panels on one scale: ``top``, or (None) the largest weight over every panel."""
     from lmxray.render.attention_maps import attention_map_grid, select_maps
     from lmxray.render.figures import save_figure
+    from lmxray.views import head_maps_view
 
     selection = select_maps(trace, layers, heads)
-    save_figure(attention_map_grid(trace, selection, twin=twin, vmax=top), out_path)
-    _report("attention maps", out_path, as_json, layers=selection.layers, heads=selection.heads,
-            twin=None if twin is None else twin.model.name, vmax=top if top is not None else "auto")
+    views = [head_maps_view(t, layer, selection.heads, vmax=top)
+             for t in ([trace] if twin is None else [trace, twin]) for layer in selection.layers]
+    scale = max(v.vmax for v in views)  # each view's top is ``top`` when given
+    save_figure(attention_map_grid(trace, selection, twin=twin, vmax=scale), out_path)
+    _report("attention maps", out_path, as_json, layers=[v.layer for v in views[:len(selection.layers)]],
+            heads=views[0].heads, twin=None if twin is None else twin.model.name, vmax=scale)

@@ -6,11 +6,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.table import Table
 
 from lmxray.cli.app import DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, SeedOpt, app, load_model, out
-from lmxray.cli.runs import (FreshOpt, JsonOpt, SummaryOpt, print_run_json, print_run_stats, progress_bar,
-                             run_folder)
+from lmxray.cli.runs import FreshOpt, JsonOpt, SummaryOpt, print_run_stats, progress_bar, run_folder
 from lmxray.errors import LmxrayError
 
 
@@ -32,13 +30,13 @@ def profile(
     seed: SeedOpt = 0,
 ):
     """Profile how much each layer changes the residual stream, per corpus: mean, std, variance, ranking."""
-    from lmxray.experiments.store import read_summary
     from lmxray.experiments.datasets import SHIPPED_CORPORA, parse_corpus_spec, read_corpus
     from lmxray.experiments.profile import ProfileConfig, profile_store, run_profile
     from lmxray.experiments.profile_report import finish_profile
+    from lmxray.views import profile_view
 
     if summary is not None:
-        show_summary(read_summary(summary, "profile"), summary, as_json)
+        show_summary(profile_view(summary), as_json)
         return
     if top < 1:
         raise LmxrayError(f"--top must be at least 1, got {top}", "pass --top 5")
@@ -55,30 +53,17 @@ def profile(
         loaded = load_model(model, device, dtype, init, seed)
         with progress_bar("samples") as progress:
             stats = run_profile(loaded, corpora, store, config, fresh=fresh, progress=progress)
-        result = finish_profile(store, corpora, config, loaded.info.name, top)
+        finish_profile(store, corpora, config, loaded.info.name, top)
     if not as_json:
         print_run_stats(stats, "samples")
-    show_summary(result, folder, as_json, stats)
+    show_summary(profile_view(folder, stats), as_json)
 
 
-def show_summary(summary: dict, folder: Path, as_json: bool, stats: dict | None = None) -> None:
+def show_summary(view, as_json: bool) -> None:
+    """Print a profile view: its JSON, or the summary tables."""
+    from lmxray.render.run_tables import print_profile
+
     if as_json:
-        print_run_json(summary, folder, stats)
-        return
-    table = Table(title=f"profile of {summary['model']} ({summary['layers']} layers, "
-                        f"samples cut to {summary['max_tokens']} tokens)")
-    for name, justify in (("corpus", "left"), ("samples", "right"), ("tokens", "right"), ("truncated", "right"),
-                          ("most input-sensitive layers (variance of mean |Δ|)", "left")):
-        table.add_column(name, justify=justify)
-    for r in summary["corpora"]:
-        table.add_row(r["corpus"], str(r["samples"]), str(r["tokens"]), str(r["truncated"]),
-                      ", ".join(f"L{layer}" for layer in r["most_sensitive_layers"]))
-    out.print(table)
-    relative = Table(title="relative ranking: std / mean of mean |Δ| across samples")
-    relative.add_column("corpus")
-    relative.add_column("most variable layers relative to their size")
-    for r in summary["corpora"]:
-        relative.add_row(r["corpus"], ", ".join(f"L{layer}" for layer in r.get("most_sensitive_layers_relative", [])) or "-")
-    out.print(relative)
-    out.print(f"run folder: {folder} (profile/samples/ranking .parquet + .csv, profile_abs_mean.png, "
-              "profile_variance.png, profile_signed_mean.png)")
+        out.print_json(data=view.to_dict())
+    else:
+        print_profile(out, view)

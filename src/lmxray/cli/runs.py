@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from lmxray.cli.app import err, out
+from lmxray.cli.app import err
 
 FreshOpt = Annotated[bool, typer.Option("--fresh", help="Drop earlier results in the run folder and start over.")]
 SummaryOpt = Annotated[Optional[Path], typer.Option("--summary", help="Reprint the summary of this run folder and exit.")]
@@ -44,11 +44,6 @@ def progress_bar(unit: str):
             bar.update(task, completed=done, total=total)
 
         yield update
-
-
-def print_run_json(summary: dict, folder: Path, stats: dict | None) -> None:
-    """The summary as JSON on stdout, with the run folder and, after a run, its stats."""
-    out.print_json(data={"run": str(folder), **({"run_stats": stats} if stats else {}), **summary})
 
 
 def print_run_stats(stats: dict, unit: str) -> None:

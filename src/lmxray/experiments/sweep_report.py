@@ -14,6 +14,7 @@ from lmxray.analysis.divergence import bos_profile, category_summary, curve_metr
 from lmxray.errors import LmxrayError
 from lmxray.experiments.datasets import Pair
 from lmxray.experiments.store import SUMMARY_JSON, RunStore, atomic_write, write_tables
+from lmxray.experiments.sweep_summary import SUMMARY_SCHEMA
 from lmxray.render import experiment_figures as figures
 
 LAYER_COLUMNS = ("id", "category", "layer", "js", "bos_share_intended", "bos_share_contradictory",
@@ -21,7 +22,6 @@ LAYER_COLUMNS = ("id", "category", "layer", "js", "bos_share_intended", "bos_sha
 PAIR_COLUMNS = ("n_tokens_intended", "n_tokens_contradictory", "length_matched", "n_shared_tokens",
                 "differs_intended", "differs_contradictory", "top1_intended", "prob_intended",
                 "top1_contradictory", "prob_contradictory", "expected", "hit_intended", "hit_contradictory")
-SUMMARY_SCHEMA = 2  # summary.json layout: 2 adds the length-matched split
 LENGTH_GROUPS = {True: "same length", False: "length differs"}
 BAND_NOTE = (f"bands: {BAND_LEVEL:.0%} percentile bootstrap of the category's mean over its pairs "
              f"({BAND_RESAMPLES} resamples, seed {BAND_SEED}); grey: the other categories' means")

@@ -1,47 +1,47 @@
-"""Terminal tables for head scores, the logit lens and the generation logit trace. Nothing here computes."""
+"""Terminal tables of the head-score, lens and logit-trace views (lmxray.views). Nothing here computes."""
 
 from __future__ import annotations
 
 from rich.console import Console
 from rich.table import Table
 
-from lmxray.analysis.heads import MIXED_THRESHOLD, PATTERNS, Z_SIGNIFICANT, HeadScores
-from lmxray.probes.generate import CONFIDENT, NO_IDEA, LogitTrace
 from lmxray.render.console import show
-from lmxray.views import LensView
+from lmxray.views import HeadScoresView, LensView, LogitsView
 
 _FLAG_STYLE = {"confident": "green", "uncertain": "yellow", "no idea": "red"}
 
 
-def print_head_scores(out: Console, scores: HeadScores, top: list[dict], counts: dict, patterns: list[str],
-                      n_probes: int) -> None:
-    """Top heads per pattern (with baseline and z when present) and label counts per layer."""
-    base = f" vs baseline {scores.baseline}" if scores.baseline else ""
-    out.print(f"[bold]{scores.model}[/bold]: head patterns over {n_probes} probes{base}")
+def print_head_scores(out: Console, view: HeadScoresView) -> None:
+    """Top heads per shown pattern (with baseline and z when present) and label counts per layer."""
+    base = f" vs baseline {view.baseline}" if view.baseline else ""
+    out.print(f"[bold]{view.model}[/bold]: head patterns over {len(view.probes)} probes{base}")
     table = Table(title="top heads per pattern (score = mean attention weight on the pattern's target)",
                   title_justify="left")
     for name, justify in (("pattern", "left"), ("layer.head", "right"), ("score", "right"),
                           ("baseline", "right"), ("z", "right"), ("label", "left")):
         table.add_column(name, justify=justify)
-    for pattern in patterns:
-        for i, h in enumerate(top[pattern]):
+    for pattern in view.shown:
+        for i, h in enumerate(view.top[pattern]):
             name = pattern if i == 0 else ""
             score = f"{h['score']:.3f}" + (f" (k={h['skip_k']})" if pattern == "position_skip" else "")
             z = h.get("z")
-            style = "bold green" if z is not None and z >= Z_SIGNIFICANT and h["score"] >= MIXED_THRESHOLD else ""
+            style = "bold green" if z is not None and z >= view.z_significant and h["score"] >= view.mixed_threshold \
+                else ""
             table.add_row(name, f"{h['layer']}.{h['head']}", f"[{style}]{score}[/{style}]" if style else score,
                           "" if z is None else f"{h['baseline']:.3f}", "" if z is None else f"{z:.1f}", h["label"])
         table.add_section()
     out.print(table)
-    per_layer = Table(title=f"labels per layer ('mixed': best score < {MIXED_THRESHOLD})", title_justify="left")
+    labels = (*view.patterns, "mixed")
+    per_layer = Table(title=f"labels per layer ('mixed': best score < {view.mixed_threshold})", title_justify="left")
     per_layer.add_column("layer", justify="right")
-    for name in (*PATTERNS, "mixed"):
+    for name in labels:
         per_layer.add_column(name.replace("_", " "), justify="right")
-    for layer, c in counts.items():
-        per_layer.add_row(str(layer), *(str(c[n]) if c[n] else "." for n in (*PATTERNS, "mixed")))
+    for layer, c in view.label_counts.items():
+        per_layer.add_row(str(layer), *(str(c[n]) if c[n] else "." for n in labels))
     out.print(per_layer)
-    if scores.baseline:
-        out.print(f"[dim]green: score >= {MIXED_THRESHOLD} and z >= {Z_SIGNIFICANT} against the baseline[/dim]")
+    if view.baseline:
+        out.print(f"[dim]green: score >= {view.mixed_threshold} and z >= {view.z_significant} against the "
+                  "baseline[/dim]")
 
 
 def print_lens(out: Console, s: LensView) -> None:
@@ -61,7 +61,7 @@ def print_lens(out: Console, s: LensView) -> None:
         out.print("[dim]this trace has no target_rank: ranks beyond the stored top-k show as >k[/dim]")
 
 
-def print_logit_trace(out: Console, t: LogitTrace) -> None:
+def print_logit_trace(out: Console, t: LogitsView) -> None:
     """Per step: prefix, candidates with probability and raw logit, entropy and the confidence flag."""
     mode = "greedy" if t.temperature == 0 else f"sampled at temperature {t.temperature} (seed {t.seed})"
     out.print(f"[bold]{t.model}[/bold]: {len(t.steps)} steps, {mode}")
@@ -79,7 +79,8 @@ def print_logit_trace(out: Console, t: LogitTrace) -> None:
             f"  chosen {show(s.chosen_text)} (prob {s.chosen_prob:.4f}, outside the top-k)"
         out.print(f"entropy {s.entropy:.3f} nats  [{style}]{s.flag}[/{style}]{chosen}")
     out.print(f"generated: {show(t.generated)}" + ("  (stopped at end of sequence)" if t.stopped == "eos" else ""))
-    out.print(f"[dim]flags: confident top-1 > {CONFIDENT}, no idea top-1 < {NO_IDEA}, else uncertain[/dim]")
+    out.print(f"[dim]flags: confident top-1 > {t.thresholds['confident']}, no idea top-1 < "
+              f"{t.thresholds['no_idea']}, else uncertain[/dim]")
 
 
 def _prob(p: float) -> str:

@@ -18,7 +18,7 @@ from lmxray.analysis.convergence import Summary
 from lmxray.atomic import atomic_output
 from lmxray.errors import LmxrayError
 from lmxray.trace.types import Trace
-from lmxray.views import LensView, TraceView, lens_view, trace_view
+from lmxray.views import HeadScoresView, LensView, TraceView, head_scores_view, lens_view, trace_view
 
 MAX_SUMMARY_ROWS = 12  # convergence rows in the Jupyter summary; the report lists them all
 TOP_HEADS = 5  # heads listed per pattern in the head-score section
@@ -120,27 +120,24 @@ def _lens_token(t) -> str:
     return token(t.text) if t.text is not None else f"<code>#{t.token_id}</code>"
 
 
-def head_scores_section(scores, patterns: tuple[str, ...]) -> Section:
-    """Top heads per pattern (score, baseline mean, z) and label counts per layer, from a ``HeadScores``."""
-    has_base = bool(scores.z)
-    parts = [f"<p>{text(scores.model)}: scores are mean attention weights on each pattern's target key over the "
-             f"probe set" + (f"; baseline: {text(scores.baseline)} (mean and z-score per head)" if has_base else "")
+def head_scores_section(view: HeadScoresView) -> Section:
+    """Top heads per shown pattern (score, baseline mean, z) and label counts per layer, from the head-score view."""
+    has_base = view.baseline is not None
+    parts = [f"<p>{text(view.model)}: scores are mean attention weights on each pattern's target key over the "
+             f"probe set" + (f"; baseline: {text(view.baseline)} (mean and z-score per head)" if has_base else "")
              + "</p>"]
     header = ("pattern", "layer", "head", "score", "skip k") + (("baseline", "z") if has_base else ())
     rows = []
-    for pattern in patterns:
-        for layer, head, score in scores.top_heads(pattern, TOP_HEADS):
-            li = scores.layers.index(layer)
-            skip = scores.skip_k[li, head] if pattern == "position_skip" else ""
-            row = (pattern, layer, head, f"{score:.3f}", skip)
+    for pattern in view.shown:
+        for h in view.top[pattern]:
+            row = (pattern, h["layer"], h["head"], f"{h['score']:.3f}", h["skip_k"] if pattern == "position_skip" else "")
             if has_base:
-                row += (f"{scores.baseline_mean[pattern][li, head]:.3f}", f"{scores.z[pattern][li, head]:.1f}")
+                row += (f"{h['baseline']:.3f}", f"{h['z']:.1f}")
             rows.append(row)
     parts.append(_table(f"top {TOP_HEADS} heads per pattern", header, rows))
-    counts = scores.label_counts()
-    names = (*patterns, "mixed")
+    names = (*view.shown, "mixed")
     parts.append(_table("head labels per layer (dominant pattern, or mixed)", ("layer", *names),
-                        [(layer, *(c[n] for n in names)) for layer, c in counts.items()]))
+                        [(layer, *(c[n] for n in names)) for layer, c in view.label_counts.items()]))
     return Section("Head scores", "\n".join(parts))
 
 
@@ -264,7 +261,5 @@ def build_report(trace: Trace, *, decode=None, map_layers: list[int] | None = No
     except LmxrayError as e:
         sections.append(Section("Logit lens", note=f"no logit lens: {e}"))
     if head_scores is not None:
-        from lmxray.analysis.heads import PATTERNS
-
-        sections.append(head_scores_section(head_scores, PATTERNS))
+        sections.append(head_scores_section(head_scores_view(head_scores, top=TOP_HEADS)))
     return report_html(trace, sections)

@@ -132,7 +132,7 @@ def _cookie_token(headers: dict) -> str | None:
 def inside(root: Path, name: str, what: str = "file") -> Path:
     """``root / name`` resolved, refused unless it stays inside ``root`` (no ``..``, absolute path or symlink out)."""
     base = Path(os.path.realpath(root))
-    target = Path(os.path.realpath(base / name))
-    if "\x00" in name or not target.is_relative_to(base) or target == base:
+    target = None if "\x00" in name else Path(os.path.realpath(base / name))
+    if target is None or not target.is_relative_to(base) or target == base:
         raise NotFound(f"no {what} {name!r} in the runs folder", "name a folder listed by GET /api/experiments")
     return target

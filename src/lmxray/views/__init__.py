@@ -6,9 +6,15 @@ A view never computes an analysis; it calls analysis/ and flow/ and arranges wha
 
 from lmxray.views.base import View, plain
 from lmxray.views.compare import CompareView, MetricRow, compare_view
+from lmxray.views.experiments import ProfileView, SweepView, profile_view, sweep_view
 from lmxray.views.flow import FlowView, flow_view
+from lmxray.views.heads import HeadGrid, HeadScoresView, head_scores_view
 from lmxray.views.lens import LensView, lens_view
+from lmxray.views.logits import LogitsView, logits_view
+from lmxray.views.maps import HeadMapsView, MapView, head_maps_view, map_view
 from lmxray.views.trace import ConvergenceView, TraceView, convergence_view, trace_view
 
-__all__ = ["CompareView", "ConvergenceView", "FlowView", "LensView", "MetricRow", "TraceView", "View",
-           "compare_view", "convergence_view", "flow_view", "lens_view", "plain", "trace_view"]
+__all__ = ["CompareView", "ConvergenceView", "FlowView", "HeadGrid", "HeadMapsView", "HeadScoresView", "LensView",
+           "LogitsView", "MapView", "MetricRow", "ProfileView", "SweepView", "TraceView", "View", "compare_view",
+           "convergence_view", "flow_view", "head_maps_view", "head_scores_view", "lens_view", "logits_view",
+           "map_view", "plain", "profile_view", "sweep_view", "trace_view"]
