@@ -1,7 +1,6 @@
 """The explorer pages in a real browser: Debian's chromium driven by Playwright against a live server on loopback.
 
-The server is the app of `lmxray serve` (create_app) under uvicorn on a free loopback port, serving a tiny
-random llama; every request the page makes is recorded and any that would leave loopback is refused and fails the
+The server is `lmxray serve --port 0` in a subprocess (a free loopback port), serving a tiny random llama; every request the page makes is recorded and any that would leave loopback is refused and fails the
 test. The numbers the page shows are checked against the run's trace file read back with lmxray's own reader.
 Screenshots land in tests/artifacts/browser/ (gitignored).
 """
@@ -9,9 +8,9 @@ Screenshots land in tests/artifacts/browser/ (gitignored).
 from __future__ import annotations
 
 import re
-import socket
+import subprocess
+import sys
 import threading
-import time
 import urllib.request
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -19,7 +18,7 @@ from urllib.parse import parse_qs, urlparse
 import numpy as np
 import pytest
 
-from lmxray.server.static_files import PAGES, mount_pages
+from lmxray.server.static_files import PAGES
 from tiny_models import save_tiny
 
 pytestmark = pytest.mark.browser
@@ -34,45 +33,47 @@ DISPLAY_REL_TOL = 5e-3  # the page prints 3 significant digits
 WAIT_MS = 60_000  # a first trace on a cold server loads the model
 
 
-class LiveServer:
-    """uvicorn serving ``app`` in a thread on a socket bound to a free loopback port."""
+class LiveServe:
+    """`lmxray serve --port 0` in a subprocess (the real command): its URL read from the line it prints."""
 
-    def __init__(self, app):
-        import uvicorn
+    def __init__(self, model: str, runs: Path):
+        self.model = model
+        code = "import sys; from lmxray.cli import main; sys.exit(main(sys.argv[1:]))"
+        self.proc = subprocess.Popen([sys.executable, "-c", code, "serve", "--model", model, "--runs", str(runs),
+                                      "--port", "0", "--device", "cpu"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        found = threading.Event()
 
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        def read():
+            for line in self.proc.stdout:
+                self.lines.append(line)
+                if line.startswith("open http://"):
+                    self.url = line.split()[1].rstrip("/") + "/"
+                    found.set()
 
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "the live server did not start in 30 s"
-            time.sleep(0.05)
-        return self
+        threading.Thread(target=read, daemon=True).start()
+        if not found.wait(60):
+            self.close()
+            raise AssertionError(f"lmxray serve printed no URL in 60 s: {''.join(self.lines)[-2000:]}")
+        assert urlparse(self.url).hostname == "127.0.0.1", self.url
 
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-        self.sock.close()
+    def close(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    from lmxray.server.app import create_app
-    from lmxray.server.config import ServeConfig
-
     assert (PAGES / "index.html").is_file(), f"{PAGES}/index.html is missing: run `make web`"
     model = str(save_tiny("llama", tmp_path_factory.mktemp("tiny-llama")))
-    app = create_app(ServeConfig(runs=tmp_path_factory.mktemp("runs"), models=(model,), device="cpu"))
-    if not any(getattr(r, "name", None) == "pages" for r in app.routes):  # until create_app mounts the pages
-        mount_pages(app)
-    with LiveServer(app) as live:
-        live.model = model
-        yield live
+    live = LiveServe(model, tmp_path_factory.mktemp("runs"))
+    yield live
+    live.close()
 
 
 @pytest.fixture(scope="module")
