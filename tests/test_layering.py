@@ -16,6 +16,8 @@ ALLOWED = {
     "analysis": ("lmxray.trace",),
     "capture": ("lmxray.trace", "lmxray.adapters"),
     "store": ("lmxray.trace", "lmxray.capture", "lmxray.models"),  # keeps traces; below server/ and cli/
+    # runs batches locally or on Ray; loads models, never imports experiments/ (the jobs are handed to it)
+    "engines": ("lmxray.models", "lmxray.adapters", "lmxray.capture", "lmxray.trace"),
     # arranges results; never renders or parses flags. Reads a run folder's summary (store, its layout) and the
     # logit trace's flag thresholds (probes.generate, imported lazily: views load without torch)
     "views": ("lmxray.trace", "lmxray.analysis", "lmxray.flow", "lmxray.experiments.store",

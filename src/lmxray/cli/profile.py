@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from lmxray.cli.app import DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, SeedOpt, app, load_model, out
+from lmxray.cli.app import DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, SeedOpt, app, out
+from lmxray.cli.scale import AddressOpt, DeviceMapOpt, EngineOpt, GpusOpt, WorkersOpt, driver_model, engine_for
 from lmxray.cli.runs import FreshOpt, JsonOpt, SummaryOpt, print_run_stats, progress_bar, run_folder
 from lmxray.errors import LmxrayError
 
@@ -21,6 +22,11 @@ def profile(
     max_tokens: int = typer.Option(512, "--max-tokens", help="Samples keep their first N tokens (truncations are counted)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N samples of each corpus."),
     top: int = typer.Option(5, "--top", help="Most input-sensitive layers listed per corpus."),
+    engine: EngineOpt = "local",
+    address: AddressOpt = None,
+    workers: WorkersOpt = None,
+    gpus_per_worker: GpusOpt = 0.0,
+    device_map: DeviceMapOpt = None,
     fresh: FreshOpt = False,
     summary: SummaryOpt = None,
     as_json: JsonOpt = False,
@@ -41,6 +47,7 @@ def profile(
     if top < 1:
         raise LmxrayError(f"--top must be at least 1, got {top}", "pass --top 5")
     config = ProfileConfig(batch_size=batch_size, max_tokens=max_tokens, limit=limit)
+    runner = engine_for(engine, address, workers, gpus_per_worker, device_map, model, device, dtype, init, seed)
     specs = [parse_corpus_spec(s) for s in corpus] if corpus else list(SHIPPED_CORPORA.items())
     names = [name for name, _ in specs]
     if len(set(names)) != len(names):
@@ -50,9 +57,9 @@ def profile(
     store = profile_store(folder, key, config)
     store.check(fresh)
     with store:  # one run per folder: a second is refused at once, naming this one's pid
-        loaded = load_model(model, device, dtype, init, seed)
+        loaded = driver_model(runner)
         with progress_bar("samples") as progress:
-            stats = run_profile(loaded, corpora, store, config, fresh=fresh, progress=progress)
+            stats = run_profile(loaded, corpora, store, config, fresh=fresh, progress=progress, engine=runner)
         finish_profile(store, corpora, config, loaded.info.name, top)
     if not as_json:
         print_run_stats(stats, "samples")

@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from lmxray.cli.app import DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, SeedOpt, app, load_model, out
+from lmxray.cli.app import DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, SeedOpt, app, out
+from lmxray.cli.scale import AddressOpt, DeviceMapOpt, EngineOpt, GpusOpt, WorkersOpt, driver_model, engine_for
 from lmxray.cli.runs import FreshOpt, JsonOpt, SummaryOpt, print_run_stats, progress_bar, run_folder
 
 
@@ -20,6 +21,11 @@ def sweep(
     threshold: float = typer.Option(0.05, "--threshold", help="JS divergence above this marks the first divergence layer."),
     align: str = typer.Option("tokens", "--align", help="tokens: shared tokens matched one to one, each differing span one unit; start: position 0 with position 0; end: prediction positions lined up."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N pairs."),
+    engine: EngineOpt = "local",
+    address: AddressOpt = None,
+    workers: WorkersOpt = None,
+    gpus_per_worker: GpusOpt = 0.0,
+    device_map: DeviceMapOpt = None,
     fresh: FreshOpt = False,
     summary: SummaryOpt = None,
     as_json: JsonOpt = False,
@@ -38,14 +44,15 @@ def sweep(
         show_summary(sweep_view(summary), as_json)
         return
     config = SweepConfig(batch_size=batch_size, align=align, threshold=threshold, limit=limit)
+    runner = engine_for(engine, address, workers, gpus_per_worker, device_map, model, device, dtype, init, seed)
     pairs = read_pairs(pair_source(dataset))
     key, folder = run_folder("sweep", model, init, seed, out_path)
     store = sweep_store(folder, key, config)
     store.check(fresh)
     with store:  # one run per folder: a second is refused at once, naming this one's pid
-        loaded = load_model(model, device, dtype, init, seed)
+        loaded = driver_model(runner)
         with progress_bar("pairs") as progress:
-            stats = run_sweep(loaded, pairs, store, config, fresh=fresh, progress=progress)
+            stats = run_sweep(loaded, pairs, store, config, fresh=fresh, progress=progress, engine=runner)
         chosen = pairs[: config.limit] if config.limit else pairs
         finish_sweep(store, chosen, config.threshold, loaded.info.name)
     if not as_json:

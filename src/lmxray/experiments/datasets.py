@@ -1,17 +1,18 @@
-"""Dataset readers for sweeps (prompt pairs) and profiles (text corpora), with file:line errors.
+"""Dataset readers for sweeps (prompt pairs), profiles (text corpora) and batches (prompts), with file:line errors.
 
-Every problem in a user's file is one LmxrayError naming the file, the line and
-the field; nothing is silently skipped.
+Pairs, corpora and prompts come from JSONL, CSV or Parquet files, folders of them
+or local ``datasets`` folders (records.py). Every problem in a user's file is one
+LmxrayError naming the file, the line (or row) and the field; nothing is skipped.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from lmxray.errors import LmxrayError
+from lmxray.experiments.records import Where, is_data_file, is_hf_dataset, read_rows, read_text
 from lmxray.special import device_kind
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -41,6 +42,15 @@ class Pair:
 
 
 @dataclass(frozen=True)
+class Prompt:
+    """One prompt of ``lmxray batch``; ``where`` is ``file:line`` (or ``file row N``) for messages."""
+
+    id: str
+    text: str
+    where: str
+
+
+@dataclass(frozen=True)
 class Sample:
     """One text of a corpus; ``where`` is ``file`` or ``file:line`` for messages."""
 
@@ -50,23 +60,22 @@ class Sample:
 
 
 def read_pairs(path: str | Path) -> list[Pair]:
-    """Read pairs from JSONL (one object a line) or CSV (a header row), refusing bad rows and duplicate ids."""
+    """Read pairs from a JSONL, CSV or Parquet file, a folder of them or a datasets folder, refusing bad rows and
+    duplicate ids."""
     path = Path(path)
-    text = _read_text(path)
-    if path.suffix.lower() == ".csv":
-        rows = _csv_rows(path, text)
-    elif path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
-        rows = _jsonl_rows(path, text)
-    else:
+    if not (path.is_dir() or is_data_file(path)):
+        if not path.exists():
+            read_text(path)  # "does not exist", or what else keeps it from being read
         raise LmxrayError(f"{path}: unsupported pair file type '{path.suffix}'",
-                          f"use a .jsonl or .csv file, or a shipped set: {', '.join(SHIPPED_PAIR_SETS)}")
-    pairs, first_line = [], {}
-    for line, row in rows:
-        pair = _pair(path, line, row)
-        if pair.id in first_line:
-            raise LmxrayError(f"{path}:{line}: duplicate id '{pair.id}' (first at line {first_line[pair.id]})",
+                          f"use a .jsonl, .csv or .parquet file or a folder of them, or a shipped set: "
+                          f"{', '.join(SHIPPED_PAIR_SETS)}")
+    pairs, first = [], {}
+    for where, row in read_rows(path, required=PAIR_FIELDS):
+        pair = _pair(where, row)
+        if pair.id in first:
+            raise LmxrayError(f"{where}: duplicate id '{pair.id}' (first at {first[pair.id].relative_to(where)})",
                               "give every pair a unique id")
-        first_line[pair.id] = line
+        first[pair.id] = where
         pairs.append(pair)
     if not pairs:
         raise LmxrayError(f"{path}: no pairs in the file", "add rows with id, category, intended, contradictory")
@@ -80,36 +89,7 @@ def pair_source(spec: str | Path | None) -> Path:
     return SHIPPED_PAIR_SETS.get(str(spec), Path(spec))
 
 
-def _jsonl_rows(path: Path, text: str):
-    for line, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            row = json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise LmxrayError(f"{path}:{line}: not valid JSON ({e.msg} at column {e.colno})",
-                              "write one JSON object per line") from None
-        if not isinstance(row, dict):
-            raise LmxrayError(f"{path}:{line}: expected a JSON object, got {type(row).__name__}",
-                              "write one JSON object per line")
-        yield line, row
-
-
-def _csv_rows(path: Path, text: str):
-    reader = csv.DictReader(text.splitlines())
-    if reader.fieldnames is None:
-        return
-    for row in reader:
-        if None in row:
-            raise LmxrayError(f"{path}:{reader.line_num}: more cells than header columns",
-                              "quote cells that contain commas")
-        if not any((v or "").strip() for v in row.values()):
-            continue
-        yield reader.line_num, {k: v for k, v in row.items() if v != "" or k in PAIR_FIELDS}
-
-
-def _pair(path: Path, line: int, row: dict) -> Pair:
-    where = f"{path}:{line}"
+def _pair(where: Where, row: dict) -> Pair:
     unknown = set(row) - set(PAIR_FIELDS) - set(OPTIONAL_PAIR_FIELDS)
     if unknown:
         raise LmxrayError(f"{where}: unknown field(s) {sorted(unknown)}",
@@ -129,7 +109,7 @@ def _pair(path: Path, line: int, row: dict) -> Pair:
     return Pair(**values, expected=expected, expected_positions=_positions(where, row.get("expected_positions")))
 
 
-def _positions(where: str, value) -> tuple[int, ...] | None:
+def _positions(where: Where, value) -> tuple[int, ...] | None:
     if value is None:
         return None
     if isinstance(value, str):  # CSV cells hold JSON lists
@@ -144,27 +124,59 @@ def _positions(where: str, value) -> tuple[int, ...] | None:
 
 
 def read_corpus(name: str, path: str | Path) -> list[Sample]:
-    """A directory of text files (one sample each), a .txt of blank-line separated samples, or JSONL with ``text``."""
+    """A .txt of blank-line separated samples, rows with ``text`` (a JSONL, CSV or Parquet file, a folder of them, a
+    datasets folder), or a folder of other text files (one sample each)."""
     path = Path(path)
+    kinds = "a folder of text files, a .txt, or a .jsonl, .csv or .parquet file or folder of them"
     if device_kind(path) is not None:
-        raise LmxrayError(f"corpus '{name}': {path} is {device_kind(path)}, not a text file",
-                          "pass a directory of text files, a .txt or a .jsonl file")
-    if path.is_dir():
+        raise LmxrayError(f"corpus '{name}': {path} is {device_kind(path)}, not a text file", f"pass {kinds}")
+    if path.is_dir() and not is_hf_dataset(path) and not _only_data_files(path):
         samples = [Sample(f"{name}:{i}", text, str(f)) for i, (f, text) in enumerate(_dir_texts(path))]
     elif path.suffix.lower() == ".txt":
         samples = [Sample(f"{name}:{i}", text, f"{path}:{line}")
-                   for i, (line, text) in enumerate(_paragraphs(_read_text(path)))]
-    elif path.suffix.lower() in (".jsonl", ".ndjson"):
-        samples = [Sample(f"{name}:{i}", text, f"{path}:{line}")
-                   for i, (line, text) in enumerate(_jsonl_texts(path))]
+                   for i, (line, text) in enumerate(_paragraphs(read_text(path)))]
+    elif path.is_dir() or is_data_file(path):
+        samples = [Sample(f"{name}:{i}", text, str(where))
+                   for i, (where, text) in enumerate(_row_texts(path))]
     elif not path.exists():
-        raise LmxrayError(f"corpus '{name}': {path} does not exist", "pass a directory, a .txt or a .jsonl file")
+        raise LmxrayError(f"corpus '{name}': {path} does not exist", f"pass {kinds}")
     else:
-        raise LmxrayError(f"corpus '{name}': unsupported file type '{path.suffix}' ({path})",
-                          "pass a directory of text files, a .txt or a .jsonl file")
+        raise LmxrayError(f"corpus '{name}': unsupported file type '{path.suffix}' ({path})", f"pass {kinds}")
     if not samples:
         raise LmxrayError(f"corpus '{name}' ({path}) is empty", "add at least one non-empty text")
     return samples
+
+
+def read_prompts(path: str | Path) -> list[Prompt]:
+    """Prompts for ``lmxray batch``: a .txt (one a line), or rows with ``text`` and an optional ``id`` (a JSONL, CSV
+    or Parquet file, a folder of them, a datasets folder); ids are unique, a row without one is named by its place."""
+    path = Path(path)
+    if path.suffix.lower() == ".txt":
+        rows = ((Where(path, n), {"text": line}) for n, line in enumerate(read_text(path).splitlines(), start=1)
+                if line.strip())
+    elif path.is_dir() or is_data_file(path):
+        rows = read_rows(path, required=("text",))
+    else:
+        if not path.exists():
+            read_text(path)  # "does not exist", or what else keeps it from being read
+        raise LmxrayError(f"{path}: unsupported prompt file type '{path.suffix}'",
+                          "pass a .txt (one prompt a line), or a .jsonl, .csv or .parquet file or folder of them")
+    prompts, first = [], {}
+    for number, (where, row) in enumerate(rows):
+        text = _text_field(where, row)
+        pid = row.get("id", f"p{number:06d}")
+        if isinstance(pid, int) and not isinstance(pid, bool):
+            pid = str(pid)
+        if not isinstance(pid, str) or not pid.strip():
+            raise LmxrayError(f"{where}: field 'id' must be a non-empty string", "give the row an id or omit it")
+        if pid in first:
+            raise LmxrayError(f"{where}: duplicate id '{pid}' (first at {first[pid].relative_to(where)})",
+                              "give every prompt a unique id")
+        first[pid] = where
+        prompts.append(Prompt(pid, text, str(where)))
+    if not prompts:
+        raise LmxrayError(f"{path}: no prompts in it", "add at least one non-empty prompt")
+    return prompts
 
 
 def parse_corpus_spec(spec: str) -> tuple[str, Path]:
@@ -177,9 +189,15 @@ def parse_corpus_spec(spec: str) -> tuple[str, Path]:
     return name.strip(), Path(path)
 
 
+def _only_data_files(folder: Path) -> bool:
+    """Whether a folder's (non-hidden) files are all JSONL, CSV or Parquet: then its rows are the samples."""
+    files = [p for p in folder.rglob("*") if p.is_file() and not any(s.startswith(".") for s in p.relative_to(folder).parts)]
+    return bool(files) and all(is_data_file(p) for p in files)
+
+
 def _dir_texts(root: Path):
     for f in sorted(p for p in root.rglob("*") if p.is_file() and not any(s.startswith(".") for s in p.parts)):
-        text = _read_text(f)
+        text = read_text(f)
         if text.strip():
             yield f, text
 
@@ -196,26 +214,14 @@ def _paragraphs(text: str):
             start, lines = None, []
 
 
-def _jsonl_texts(path: Path):
-    for line, row in _jsonl_rows(path, _read_text(path)):
-        text = row.get("text")
-        if not isinstance(text, str) or not text.strip():
-            state = "is missing" if text is None else "must be a non-empty string"
-            raise LmxrayError(f"{path}:{line}: field 'text' {state}", "give every row a non-empty 'text'")
-        yield line, text
+def _row_texts(path: Path):
+    for where, row in read_rows(path, required=("text",)):
+        yield where, _text_field(where, row)
 
 
-def _read_text(path: Path) -> str:
-    kind = device_kind(path)
-    if kind is not None:  # /dev/zero would be read forever
-        raise LmxrayError(f"{path} is {kind}, not a text file", "pass a file")
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise LmxrayError(f"{path} does not exist", "check the path") from None
-    except IsADirectoryError:
-        raise LmxrayError(f"{path} is a directory, not a file", "pass a file") from None
-    except UnicodeDecodeError as e:
-        raise LmxrayError(f"{path}: not UTF-8 text (byte {e.start})", "save the file as UTF-8") from None
-    except OSError as e:
-        raise LmxrayError(f"cannot read {path}: {e.strerror or e}", "check the file's permissions") from None
+def _text_field(where, row: dict) -> str:
+    text = row.get("text")
+    if not isinstance(text, str) or not text.strip():
+        state = "is missing" if text is None else "must be a non-empty string"
+        raise LmxrayError(f"{where}: field 'text' {state}", "give every row a non-empty 'text'")
+    return text

@@ -3,12 +3,12 @@
 Each batch captures the residual entering layer 0 and every layer's output (full
 vectors, nothing else), reduces them to three numbers per layer and sample, and
 is stored as one part. Memory is bounded by ``batch_size x layers x max_tokens x d_model``.
+The batches run on an engine (this process, or Ray workers) that calls the same ProfileJob.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -17,6 +17,7 @@ import torch
 
 from lmxray.analysis.profile_stats import SAMPLE_STATS, sample_stats
 from lmxray.capture import CapturePlan, capture
+from lmxray.engines import Engine, Item, LocalEngine, Output, identity, run_job
 from lmxray.errors import LmxrayError
 from lmxray.experiments.datasets import Sample
 from lmxray.experiments.store import RunStore
@@ -62,29 +63,39 @@ def select(corpora: dict[str, list[Sample]], config: ProfileConfig) -> dict[str,
 
 
 def run_profile(model, corpora: dict[str, list[Sample]], store: RunStore, config: ProfileConfig,
-                fresh: bool = False, progress: Callable[[int, int], None] | None = None) -> dict:
-    """Profile every pending sample, appending one part per batch; returns counts and timing."""
+                fresh: bool = False, progress: Callable[[int, int], None] | None = None,
+                engine: Engine | None = None) -> dict:
+    """Profile every pending sample on ``engine`` (default: this process), one part per batch; returns counts and
+    timing. ``model`` is the engine's ``driver_model()``: the loaded model, or for Ray its weightless card."""
     limit = model.max_positions
     if limit and config.max_tokens > limit:
         raise LmxrayError(f"--max-tokens {config.max_tokens} exceeds the model's context of {limit}",
                           f"pass --max-tokens {limit} or less")
-    store.begin({"name": model.info.name, "sha256": model.info.sha256, "dtype": model.info.dtype}, fresh=fresh)
-    work = [(name, s) for name, samples in select(corpora, config).items() for s in samples]
-    done = store.done_ids()
-    pending = [(name, s) for name, s in work if sample_key(s) not in done]
-    tokens = {s.id: model.tokenizer(s.text, add_special_tokens=True)["input_ids"] for _, s in pending}
-    pending.sort(key=lambda item: -min(len(tokens[item[1].id]), config.max_tokens))
-    start, finished = time.perf_counter(), len(work) - len(pending)
-    if progress:
-        progress(finished, len(work))
-    for i in range(0, len(pending), config.batch_size):
-        chunk = pending[i:i + config.batch_size]
-        store.append(profile_batch(model, chunk, [tokens[s.id] for _, s in chunk], config.max_tokens))
-        finished += len(chunk)
-        if progress:
-            progress(finished, len(work))
-    return {"samples": len(work), "computed": len(pending), "resumed": len(work) - len(pending),
-            "seconds": time.perf_counter() - start}
+    store.begin(identity(model), fresh=fresh)
+    done = store.done_ids()  # only the samples still to do are tokenised here
+    items = []
+    for name, samples in select(corpora, config).items():
+        for s in samples:
+            key = sample_key(s)
+            ids = None if key in done else model.tokenizer(s.text, add_special_tokens=True)["input_ids"]
+            items.append(Item(key, 0 if ids is None else min(len(ids), config.max_tokens), (name, s, ids)))
+    stats = run_job(engine or LocalEngine(), ProfileJob(config.max_tokens), model, items, store, config.batch_size,
+                    progress)
+    return {"samples": stats.pop("items"), **stats}
+
+
+@dataclass(frozen=True)
+class ProfileJob:
+    """A profile's per-batch work for any engine: items hold (corpus, sample, token ids)."""
+
+    max_tokens: int
+
+    def launch(self, model, items: list[Item]) -> Output:
+        return Output(profile_batch(model, [(c, s) for c, s, _ in (it.data for it in items)],
+                                    [ids for _, _, ids in (it.data for it in items)], self.max_tokens))
+
+    def collect(self, model, launched: Output) -> Output:
+        return launched
 
 
 @torch.no_grad()

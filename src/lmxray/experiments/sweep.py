@@ -3,12 +3,12 @@
 Each batch holds both prompts of several pairs; only the prediction position's
 head-summed attention row is captured (no components, no lens), so a batch
 costs little above the plain forward pass. Rows are stored per finished batch
-in a RunStore, so a killed sweep resumes where it stopped.
+in a RunStore, so a killed sweep resumes where it stopped; the batches run on
+an engine (this process, or Ray workers) that calls the same SweepJob.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -19,6 +19,7 @@ import torch
 from lmxray.analysis.divergence import (ALIGNMENTS, DEFAULT_ALIGNMENT, DEFAULT_JS_THRESHOLD, align,
                                         differing_spans, first_share, js_divergence, normalise)
 from lmxray.capture import CapturePlan, capture
+from lmxray.engines import Engine, Item, LocalEngine, Output, identity, run_job
 from lmxray.errors import LmxrayError
 from lmxray.experiments.datasets import Pair
 from lmxray.experiments.store import RunStore
@@ -62,38 +63,36 @@ def sweep_store(folder, model_spec: str, config: SweepConfig) -> RunStore:
 
 
 def run_sweep(model, pairs: list[Pair], store: RunStore, config: SweepConfig, fresh: bool = False,
-              progress: Callable[[int, int], None] | None = None) -> dict:
-    """Trace every pending pair, appending one part per batch; returns counts and timing."""
+              progress: Callable[[int, int], None] | None = None, engine: Engine | None = None) -> dict:
+    """Trace every pending pair on ``engine`` (default: this process), one part per batch; returns counts and timing.
+
+    ``model`` is the engine's ``driver_model()``: the loaded model, or for Ray its weightless card.
+    """
     pairs = pairs[: config.limit] if config.limit else pairs
-    encoded = {}  # every pair checked before the run folder is touched; a bad one is named
+    items = []  # every pair checked before the run folder is touched; a bad one is named
     for p in pairs:
         try:
-            encoded[p.id] = (model.encode(p.intended), model.encode(p.contradictory))
+            ids = (model.encode(p.intended), model.encode(p.contradictory))
         except LmxrayError as e:
             raise LmxrayError(f"pair '{p.id}': {e.problem}", e.fix) from None
-        _check_positions(p, len(encoded[p.id][0]))
-    store.begin({"name": model.info.name, "sha256": model.info.sha256, "dtype": model.info.dtype}, fresh=fresh)
-    done = store.done_ids()
-    pending = [p for p in pairs if p.id not in done]
-    # longest first, so padding stays small and the first batch shows the worst-case memory
-    pending.sort(key=lambda p: -max(len(x) for x in encoded[p.id]))
-    start, finished = time.perf_counter(), len(pairs) - len(pending)
-    if progress:
-        progress(finished, len(pairs))
-    # One batch in flight: batch i+1 is queued on the device before batch i's metrics are worked out on
-    # the host, so on a GPU the host work hides under the next forward pass. Each part is still whole.
-    in_flight = None
-    for i in range(0, len(pending) + config.batch_size, config.batch_size):
-        chunk = pending[i:i + config.batch_size]
-        launched = launch_batch(model, chunk, [encoded[p.id] for p in chunk]) if chunk else None
-        if in_flight is not None:
-            store.append(collect_batch(model, in_flight, config.align))
-            finished += len(in_flight.pairs)
-            if progress:
-                progress(finished, len(pairs))
-        in_flight = launched
-    return {"pairs": len(pairs), "computed": len(pending), "resumed": len(pairs) - len(pending),
-            "seconds": time.perf_counter() - start}
+        _check_positions(p, len(ids[0]))
+        items.append(Item(p.id, max(len(x) for x in ids), (p, ids)))
+    store.begin(identity(model), fresh=fresh)
+    stats = run_job(engine or LocalEngine(), SweepJob(config.align), model, items, store, config.batch_size, progress)
+    return {"pairs": stats.pop("items"), **stats}
+
+
+@dataclass(frozen=True)
+class SweepJob:
+    """A sweep's per-batch work for any engine: items hold (pair, (intended ids, contradictory ids))."""
+
+    align: str
+
+    def launch(self, model, items: list[Item]) -> "LaunchedBatch":
+        return launch_batch(model, [it.data[0] for it in items], [it.data[1] for it in items])
+
+    def collect(self, model, launched: "LaunchedBatch") -> Output:
+        return Output(collect_batch(model, launched, self.align))
 
 
 @dataclass

@@ -1,0 +1,66 @@
+"""Spreading one model over several devices with accelerate's device maps, so a model bigger than one GPU still
+runs in one worker: each block runs where its weights are, and capture sees the same forward pass."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import weakref
+
+from lmxray.adapters import get_path
+from lmxray.errors import LmxrayError
+
+STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")  # accelerate's names
+INSTALL_FIX = "pip install 'lmxray[ray]' (it brings accelerate)"
+
+
+def parse_device_map(text: str | None) -> str | dict | None:
+    """``--device-map``: a strategy name or a JSON object {module path: device} (a GPU index, "cpu" or "disk")."""
+    if text is None or text in STRATEGIES:
+        return text
+    try:
+        mapping = json.loads(text)
+    except json.JSONDecodeError:
+        mapping = None
+    if not isinstance(mapping, dict) or not mapping or not all(
+            isinstance(k, str) and (isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool)))
+            for k, v in mapping.items()):
+        raise LmxrayError(f"--device-map '{text}' is neither {', '.join(STRATEGIES)} nor a JSON object of module "
+                          "paths to devices", 'pass --device-map auto, or e.g. \'{"model.layers.0": 0, "": 1}\'')
+    return mapping
+
+
+def check_accelerate() -> None:
+    """Refuse a device map at once when accelerate is missing (before any model is loaded)."""
+    try:
+        import accelerate  # noqa: F401
+    except ImportError:
+        raise LmxrayError("--device-map needs the accelerate package, which is not installed", INSTALL_FIX) from None
+
+
+def spread(model, device_map: str | dict):
+    """Dispatch ``model``'s weights by ``device_map`` (a strategy spreads the blocks over the visible GPUs, whole
+    blocks only); modules mapped to "disk" are read from a temporary folder removed with the model."""
+    check_accelerate()
+    from accelerate import dispatch_model, infer_auto_device_map
+    from accelerate.utils import get_balanced_memory
+
+    hf = model.hf
+    block = type(get_path(hf, model.spec.layers)[0]).__name__  # a block never straddles two devices
+    if isinstance(device_map, str):
+        balanced = None if device_map == "sequential" else get_balanced_memory(
+            hf, no_split_module_classes=[block], dtype=hf.dtype, low_zero=device_map == "balanced_low_0")
+        device_map = infer_auto_device_map(hf, max_memory=balanced, no_split_module_classes=[block], dtype=hf.dtype)
+    offload = None
+    if "disk" in device_map.values():
+        offload = tempfile.mkdtemp(prefix="lmxray-offload-")
+        weakref.finalize(hf, shutil.rmtree, offload, ignore_errors=True)
+    try:
+        dispatch_model(hf, device_map=device_map, offload_dir=offload)
+    except (ValueError, KeyError, RuntimeError) as e:
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise LmxrayError(f"cannot place the model by --device-map ({reason})",
+                          "map every module to a GPU index, cpu or disk, or pass --device-map auto") from None
+    hf.hf_device_map = device_map
+    return model
