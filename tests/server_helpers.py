@@ -51,7 +51,7 @@ def assert_user_error(response, status: int, *words):
 def assert_matches(model, data) -> None:
     """``data`` is exactly what ``model`` (a pydantic model or dataclass) describes: nothing missing, nothing extra."""
     adapter = TypeAdapter(model)
-    again = adapter.dump_python(adapter.validate_python(data), mode="json", by_alias=True)
+    again = adapter.dump_python(adapter.validate_python(data), mode="json", by_alias=True, exclude_unset=True)
     assert again == data, f"the response drifted from {getattr(model, '__name__', model)}"
 
 

@@ -54,9 +54,19 @@ def upload(file: UploadFile, state: State) -> Response:
     record = state.store.get(key)
     hit = record is not None
     if not hit:
-        record = state.store.put(key, trace, model_id=model_id, model_name=trace.model.name, prompt=prompt,
-                                 plan=plan)
+        record = _put(state, key, trace, model_id, prompt, plan, name)
     return json_response({"run": record.to_dict(), "hit": hit})
+
+
+def _put(state: ServerState, key: str, trace, model_id: str, prompt, plan: CapturePlan, name: str):
+    """Store the upload's trace; a trace the dense format cannot hold is a user error naming the upload."""
+    try:
+        return state.store.put(key, trace, model_id=model_id, model_name=trace.model.name, prompt=prompt, plan=plan)
+    except LmxrayError as e:
+        reason = e.problem.split(": ", 1)[-1] if e.problem.startswith("cannot write ") else e.problem
+        raise LmxrayError(f"{name} was read but cannot be stored as a .safetensors run: {reason}",
+                          "upload a trace written by `lmxray trace`, or convert it with `lmxray convert` first") \
+            from None
 
 
 def _copy(file: UploadFile, target: Path) -> str:
