@@ -30,6 +30,7 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
 PROMPT = "The cat sat on the mat. The cat"
 THRESHOLD = 0.03  # the tiny model attends almost uniformly over ~31 tokens (1/31 = 0.032)
 DISPLAY_REL_TOL = 5e-3  # the page prints 3 significant digits
+ROUTES_FLOOR = 0.01  # the threshold the page asks the routes job for (web/src/main.ts)
 WAIT_MS = 60_000  # a first trace on a cold server loads the model
 
 
@@ -147,7 +148,8 @@ def stored_trace(server, run: str, tmp_path):
 
 
 def reference_prune(trace, threshold: float) -> tuple[int, int]:
-    """Kept edges and reached nodes of the attention graph, by a direct walk over the head-mean maps."""
+    """Kept edges and reached nodes of the attention graph, by a direct walk over the head-mean maps; each reached
+    node above the embeddings also keeps its residual edge (weight 1) from the same token one row down."""
     maps = np.asarray(trace.attention, dtype=np.float64) / trace.model.n_heads  # [layer, q, k]
     n_layers, T = maps.shape[0], len(trace.tokens)
     reached = np.zeros((n_layers + 1, T), bool)
@@ -158,7 +160,7 @@ def reference_prune(trace, threshold: float) -> tuple[int, int]:
         w = np.float32(maps[i]).astype(np.float64)  # the page holds weights as float32
         edges = (w >= threshold) & np.tril(np.ones((T, T), bool)) & reached[i + 1][:, None]
         edges[trace.position + 1:] = False
-        kept += int(edges.sum())
+        kept += int(edges.sum()) + int(reached[i + 1].sum())
         reached[i] |= edges.any(axis=0)
     return kept, int(reached.sum())
 
@@ -201,6 +203,22 @@ def test_clicking_a_node_shows_the_lens_there(page, server, tmp_path):
     for text, top in zip(shown, ref.top, strict=True):
         prob = float(text.rsplit(None, 1)[-1])
         assert abs(prob - top.prob) <= DISPLAY_REL_TOL * top.prob, f"lens prob {prob} vs {top.prob} (token {top.token_id})"
+
+
+def test_routes_graph_prunes_as_the_library_does(page, server):
+    from lmxray import load
+    from lmxray.flow.routes import routes
+
+    run = run_prompt(page, server)
+    page.goto(f"{server.url}?view=graph&run={run}&source=routes&model={server.model}")
+    page.wait_for_function("window.lmxray.ready && window.lmxray.graph && window.lmxray.graph.current", timeout=WAIT_MS)
+    assert f"pruned at {ROUTES_FLOOR:g} by the server" in page.inner_text("main")
+    model = load(server.model, device="cpu")
+    for threshold in (ROUTES_FLOOR, 0.04, 0.2):  # the server's cut, then the page pruning further
+        page.evaluate(f"window.lmxray.graph.setThreshold({threshold})")
+        got = page.evaluate("window.lmxray.graph.current.kept.length")
+        expected = len(routes(model, PROMPT, threshold=threshold).graph.edges)
+        assert got == expected > 0, f"the page keeps {got} route edges at {threshold}, the library {expected}"
 
 
 def test_a_permalink_reopens_the_view(page, server):

@@ -15,7 +15,9 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, text?: string, cls?: 
 /** The node's heading and its edges; the lens rows are added by ``showLens`` once they arrive. */
 export function nodePanel(g: GraphData, p: Pruned, s: Selection): HTMLElement {
   const panel = el("div", undefined, "node-details");
-  const where = s.row === 0 ? "embedding" : `after layer ${g.layers[s.row - 1]}`;
+  const row = g.rows[s.row];
+  const where = { embed: "embedding", mid: `after layer ${row.layer}'s attention`, mlp: `layer ${row.layer}'s MLP`,
+    out: `after layer ${row.layer}` }[row.kind];
   panel.append(el("h3", `“${tokenLabel(g.tokens[s.token], 24)}” (position ${s.token}), ${where}`));
   const { incoming, outgoing } = nodeEdges(g, p, s.row, s.token);
   const list = (title: string, edges: number[], end: (e: number) => number) => {
@@ -26,6 +28,12 @@ export function nodePanel(g: GraphData, p: Pruned, s: Selection): HTMLElement {
     if (edges.length > 8) panel.append(el("p", `and ${edges.length - 8} more`, "muted"));
   };
   list("from (below)", incoming, (e) => g.src[e]);
+  const heads = incoming.map((e) => g.heads[e]).find((h) => h);
+  if (heads) {
+    panel.append(el("h4", "strongest incoming edge, per head"));
+    const ul = panel.appendChild(el("ul", undefined, "heads"));
+    heads.forEach((w, h) => ul.append(el("li", `head ${h}  ${fmt(w)}`)));
+  }
   list("to (above)", outgoing, (e) => g.dst[e]);
   return panel;
 }
@@ -33,7 +41,7 @@ export function nodePanel(g: GraphData, p: Pruned, s: Selection): HTMLElement {
 /** Append the lens at the node's layer (the residual after it) to ``panel``. */
 export function showLens(panel: HTMLElement, lens: LensView, layer: number | null): void {
   if (layer === null) {
-    panel.append(el("p", "the embedding row has no lens reading", "muted"));
+    panel.append(el("p", "the lens reads layer outputs; this node has none", "muted"));
     return;
   }
   const row = lens.rows.find((r) => r.layer === layer);

@@ -1,11 +1,12 @@
 /** The explorer page: prompt bar, view tabs and the current view, all driven by the URL's query string. */
 
 import "./style.css";
-import { ApiError, HttpApi, type Api } from "./api/client";
+import { ApiError, HttpApi, finished, type Api } from "./api/client";
 import type { LensView, MapView, TraceSummary } from "./api/views";
 import { nodePanel, showLens } from "./details";
 import { exportButtons, type Draw } from "./export";
-import { attentionGraph } from "./graph/model";
+import { attentionGraph, type GraphData } from "./graph/model";
+import { routesGraph } from "./graph/routes";
 import { GraphView, type GraphTimings } from "./graph/view";
 import { CanvasPainter } from "./paint";
 import { fmt } from "./scale";
@@ -25,6 +26,9 @@ const token = new URLSearchParams(location.search).get("token") ?? sessionStorag
 if (token) sessionStorage.setItem("lmxray-token", token);
 const api: Api = new HttpApi(new URL("api/", new URL(".", document.baseURI)), token);
 window.lmxray = { timings: null, graph: null, ready: false };
+
+const ATTENTION_FLOOR = 0.005; // attention edges below this weight are not drawn at any threshold
+const ROUTES_FLOOR = 0.01; // routes are asked for at this threshold; the slider prunes further in the page
 
 let state: UrlState = parseState(location.search);
 let renderId = 0;
@@ -132,6 +136,8 @@ async function render(): Promise<void> {
     main.replaceChildren(el("p", "Loading…", "muted"));
     const summary = await cached(`summary:${run}`, () => api.summary(run));
     if (stale()) return;
+    const input = header.querySelector<HTMLInputElement>("input[name=prompt]");
+    if (input && !input.value) input.value = summary.prompt;
     const content = await VIEW_RENDERERS[state.view](run, summary, stale);
     if (stale() || !content) return;
     main.replaceChildren(runHeading(summary), content);
@@ -155,16 +161,20 @@ type Renderer = (run: string, s: TraceSummary, stale: () => boolean) => Promise<
 const VIEW_RENDERERS: Record<UrlState["view"], Renderer> = {
   async graph(run, s, stale) {
     const position = Math.min(state.position ?? s.position, s.tokens.length - 1);
-    const layers = [...Array(s.model.n_layers).keys()];
-    const settled = await Promise.allSettled(layers.map((l) => cached(`map:${run}:${l}`, () => api.map(run, l))));
+    const source = state.source ?? "attention";
+    const loaded = source === "routes" ? await routesOf(s, position) : await attentionOf(run, s, position);
     if (stale()) return null;
-    const maps = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value as MapView] : []));
-    if (!maps.length) throw (settled[0] as PromiseRejectedResult).reason;
     const started = performance.now();
-    const g = attentionGraph(s.tokens, maps, s.model.n_heads, position);
+    const g = loaded.build();
     const wrap = el("div");
+    const pick = el("select");
+    pick.name = "source";
+    pick.append(new Option("edges: attention weights", "attention", false, source === "attention"),
+      new Option("edges: information-flow routes", "routes", false, source === "routes"));
+    pick.onchange = () => navigate({ source: pick.value === "routes" ? "routes" : undefined });
     const view: GraphView = new GraphView(g, {
-      threshold: state.threshold ?? DEFAULT_THRESHOLD,
+      threshold: Math.max(loaded.floor, state.threshold ?? DEFAULT_THRESHOLD),
+      floor: loaded.floor,
       onThreshold: (t) => {
         state = withState(state, { threshold: t });
         history.replaceState(null, "", formatState(state));
@@ -173,13 +183,14 @@ const VIEW_RENDERERS: Record<UrlState["view"], Renderer> = {
         side.replaceChildren();
         if (!sel) return;
         const panel = side.appendChild(nodePanel(g, view.current, sel));
+        const row = g.rows[sel.row];
         cached(`lens:${run}:${sel.token}`, () => api.lens(run, sel.token))
-          .then((lens) => showLens(panel, lens as LensView, sel.row === 0 ? null : g.layers[sel.row - 1]))
+          .then((lens) => showLens(panel, lens as LensView, row.kind === "out" ? row.layer : null))
           .catch(showError);
       },
     }, started);
-    wrap.append(exportButtons(`lmxray-graph-${run}`, () => view.snapshot()), view.element);
-    if (maps.length < layers.length) wrap.append(el("p", `${layers.length - maps.length} layers have no map in this trace`, "muted"));
+    wrap.append(pick, exportButtons(`lmxray-graph-${run}`, () => view.snapshot()), view.element);
+    if (loaded.note) wrap.append(el("p", loaded.note, "muted"));
     window.lmxray.graph = view;
     window.lmxray.timings = view.timings;
     return wrap;
@@ -245,6 +256,43 @@ const VIEW_RENDERERS: Record<UrlState["view"], Renderer> = {
     return tableView(el("div"), convergenceTable(s), `lmxray-convergence-${run}`);
   },
 };
+
+/** Graph data as it arrives, and how to build the graph from it (timed from there: the data is in). */
+interface Loaded {
+  build: () => GraphData;
+  floor: number; // the lowest threshold the data supports
+  note: string;
+}
+
+/** Every layer's head-summed map of the run (a layer the trace lacks is left out and said). */
+async function attentionOf(run: string, s: TraceSummary, position: number): Promise<Loaded> {
+  const layers = [...Array(s.model.n_layers).keys()];
+  const settled = await Promise.allSettled(layers.map((l) => cached(`map:${run}:${l}`, () => api.map(run, l))));
+  const maps = settled.flatMap((r) => (r.status === "fulfilled" ? [r.value as MapView] : []));
+  if (!maps.length) throw (settled[0] as PromiseRejectedResult).reason;
+  const missing = layers.length - maps.length;
+  return { build: () => attentionGraph(s.tokens, maps, s.model.n_heads, position), floor: ATTENTION_FLOOR,
+    note: missing ? `${missing} layers have no map in this trace` : "" };
+}
+
+/** The routes into ``position`` from a server job (progress shown while it runs), pruned at ROUTES_FLOOR. */
+async function routesOf(s: TraceSummary, position: number): Promise<Loaded> {
+  const model = state.model ?? (await cached("models", () => api.models()))[0]?.spec;
+  if (!model) throw new ApiError(0, "the server serves no model", "start it with lmxray serve --model SPEC");
+  const bar = el("progress");
+  const label = el("span", " starting the routes job…");
+  main.replaceChildren(el("div", undefined, "job"));
+  main.firstElementChild!.append(bar, label);
+  const data = await cached(`routes:${model}:${s.prompt}:${position}`, async () => {
+    const job = await api.startRoutes(model, s.prompt, position, ROUTES_FLOOR);
+    return finished(api, job, (j) => {
+      bar.value = j.progress;
+      label.textContent = ` ${j.message}`;
+    });
+  });
+  return { build: () => routesGraph(data), floor: data.threshold,
+    note: `routes by ${model}, edge importance as in Ferrando & Voita (2024); pruned at ${fmt(data.threshold)} by the server` };
+}
 
 function tableView(wrap: HTMLElement, t: Table, name: string): HTMLElement {
   const [width, height] = tableSize(t);

@@ -2,6 +2,8 @@
 
 export const VIEWS = ["graph", "maps", "lens", "convergence"] as const;
 export type ViewName = (typeof VIEWS)[number];
+export const SOURCES = ["attention", "routes"] as const; // what the graph's edges are
+export type Source = (typeof SOURCES)[number];
 
 export interface UrlState {
   view: ViewName;
@@ -12,11 +14,12 @@ export interface UrlState {
   layer?: number; // model layer
   head?: number; // attention head; absent = summed over heads
   threshold?: number; // graph pruning threshold in (0, 1]
+  source?: Source; // graph edges: attention weights (default) or information-flow routes
 }
 
 export const DEFAULT_THRESHOLD = 0.04;
 
-const KEYS = ["view", "model", "prompt", "run", "position", "layer", "head", "threshold"] as const;
+const KEYS = ["view", "model", "prompt", "run", "position", "layer", "head", "threshold", "source"] as const;
 
 function nonNegativeInt(text: string | null): number | undefined {
   if (text === null || !/^\d{1,9}$/.test(text)) return undefined;
@@ -46,6 +49,7 @@ export function parseState(search: string): UrlState {
     layer: nonNegativeInt(q.get("layer")),
     head: nonNegativeInt(q.get("head")),
     threshold: threshold(q.get("threshold")),
+    source: (SOURCES as readonly string[]).includes(q.get("source") ?? "") ? (q.get("source") as Source) : undefined,
   };
 }
 

@@ -1,6 +1,7 @@
 /** The HTTP client of `lmxray serve`'s API: one table of routes, JSON in and out, errors with the server's fix line. */
 
-import type { HeadMapsView, LensView, MapView, ModelEntry, RunRecord, TraceSummary } from "./views";
+import type { RoutesData } from "../graph/routes";
+import type { HeadMapsView, Job, LensView, MapView, ModelEntry, RunRecord, TraceSummary } from "./views";
 
 /** A failed request: the server's ``{"error", "fix"}`` body, or what went wrong on the way. */
 export class ApiError extends Error {
@@ -24,7 +25,12 @@ export const ROUTES = {
   map: (run: string, layer: number, head?: number) =>
     `runs/${enc(run)}/maps/${layer}` + (head === undefined ? "" : `?head=${head}`),
   headMaps: (run: string, layer: number) => `runs/${enc(run)}/maps/${layer}/heads`,
+  routes: () => "jobs/routes",
+  job: (id: string) => `jobs/${enc(id)}`,
 };
+
+/** How often a running job is asked for its progress. */
+export const JOB_POLL_MS = 250;
 
 export interface Api {
   models(): Promise<ModelEntry[]>;
@@ -34,6 +40,19 @@ export interface Api {
   lens(run: string, position: number): Promise<LensView>;
   map(run: string, layer: number, head?: number): Promise<MapView>;
   headMaps(run: string, layer: number): Promise<HeadMapsView>;
+  startRoutes(model: string, prompt: string, position: number, threshold: number): Promise<Job<RoutesData>>;
+  job<T>(id: string): Promise<Job<T>>;
+}
+
+/** Follow ``job`` until it ends, reporting progress; its result, or an ApiError with the job's error and fix. */
+export async function finished<T>(api: Api, job: Job<T>, progress: (j: Job<T>) => void): Promise<T> {
+  for (let j = job; ; j = await api.job<T>(j.id)) {
+    progress(j);
+    if (j.state === "done" && j.result !== null) return j.result;
+    if (j.state === "failed" || j.state === "cancelled")
+      throw new ApiError(422, j.error?.error ?? `the ${j.kind} job ${j.state}`, j.error?.fix ?? null);
+    await new Promise((resolve) => setTimeout(resolve, JOB_POLL_MS));
+  }
 }
 
 /** The API of the server that served this page (``root`` is the API prefix, "api/" beside index.html). */
@@ -46,6 +65,12 @@ export class HttpApi implements Api {
   lens = (run: string, position: number) => this.get<LensView>(ROUTES.lens(run, position));
   map = (run: string, layer: number, head?: number) => this.get<MapView>(ROUTES.map(run, layer, head));
   headMaps = (run: string, layer: number) => this.get<HeadMapsView>(ROUTES.headMaps(run, layer));
+  job = <T>(id: string) => this.get<Job<T>>(ROUTES.job(id));
+
+  startRoutes(model: string, prompt: string, position: number, threshold: number): Promise<Job<RoutesData>> {
+    return this.request<Job<RoutesData>>(ROUTES.routes(),
+      { method: "POST", body: JSON.stringify({ model, prompt, position, threshold }) });
+  }
 
   /** Trace ``prompt`` (a stored run answers without a forward pass) with the lens at every position, so any graph
    * node can show it; short prompts keep per-head maps. */

@@ -93,3 +93,14 @@ export interface ModelEntry {
   state: string;
   info: { name: string } | null;
 }
+
+/** A server job (``GET /api/jobs/{id}``): long work with progress, its view JSON as ``result`` once done. */
+export interface Job<T> {
+  id: string;
+  kind: string;
+  state: "queued" | "running" | "done" | "failed" | "cancelled";
+  progress: number; // 0..1
+  message: string;
+  error: { error: string; fix: string | null } | null;
+  result: T | null;
+}

@@ -1,7 +1,7 @@
 /** Where the graph's nodes and edges go on screen: zoomed token range, culling and aggregation of dense edges. */
 
 import { linear, type Linear } from "../scale";
-import { layerOf, type GraphData, type Pruned } from "./model";
+import type { GraphData, Pruned } from "./model";
 
 export interface Viewport {
   t0: number; // first visible token (may be fractional when zoomed)
@@ -15,7 +15,7 @@ export interface GraphLayout {
   right: number;
   top: number;
   bottom: number;
-  rows: number; // layers + 1 (row 0: embeddings)
+  rows: number; // row 0: the embeddings, at the bottom
   tokens: number;
   view: Viewport;
   x: Linear; // token index -> px (node centres sit at token + 0.5)
@@ -69,7 +69,7 @@ export interface DrawList {
 
 /**
  * The kept edges as screen segments. Edges wholly off-screen are culled; when tokens are narrower than
- * ``minPx`` pixels, edges that share a layer and both end bins are merged into one carrying the largest weight;
+ * ``minPx`` pixels, edges that share both rows and both end bins are merged into one carrying the largest weight;
  * past ``maxEdges`` only the strongest are kept. Each count is reported so the page can say what it left out.
  */
 export function drawList(g: GraphData, p: Pruned, layout: GraphLayout, maxEdges = 20000, minPx = 2): DrawList {
@@ -82,7 +82,6 @@ export function drawList(g: GraphData, p: Pruned, layout: GraphLayout, maxEdges 
   let culled = 0;
   let merged = 0;
   for (const e of p.kept) {
-    const layer = layerOf(g, e);
     const xs = x(g.src[e] + 0.5);
     const xd = x(g.dst[e] + 0.5);
     if (Math.max(xs, xd) < left || Math.min(xs, xd) > right) {
@@ -91,7 +90,8 @@ export function drawList(g: GraphData, p: Pruned, layout: GraphLayout, maxEdges 
     }
     const w = g.weight[e];
     if (binTokens > 0) {
-      const key = (layer * 65536 + Math.floor(g.src[e] / binTokens)) * 65536 + Math.floor(g.dst[e] / binTokens);
+      const key = ((g.dstRow[e] * 1024 + g.srcRow[e]) * 65536 + Math.floor(g.src[e] / binTokens)) * 65536 +
+        Math.floor(g.dst[e] / binTokens);
       const slot = bins.get(key);
       if (slot !== undefined) {
         merged++;
@@ -115,8 +115,7 @@ export function drawList(g: GraphData, p: Pruned, layout: GraphLayout, maxEdges 
     count, culled, merged, dropped };
   order.forEach((slot, i) => {
     const e = slotEdge[slot];
-    const row = layerOf(g, e);
-    out.xy.set([x(g.src[e] + 0.5), y(row), x(g.dst[e] + 0.5), y(row + 1)], 4 * i);
+    out.xy.set([x(g.src[e] + 0.5), y(g.srcRow[e]), x(g.dst[e] + 0.5), y(g.dstRow[e])], 4 * i);
     out.weight[i] = slotW[slot];
     out.kind[i] = g.kind[e];
   });

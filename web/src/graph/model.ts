@@ -1,29 +1,41 @@
-/** The graph's data: layers × tokens nodes, weighted edges between consecutive rows, and pruning to the prediction. */
+/** The graph's data: rows × tokens nodes, weighted edges from lower to higher rows, and pruning to the prediction. */
 
 export const ATTENTION = 0;
 export const RESIDUAL = 1;
 export const MLP = 2;
+export const KIND_CODES: Record<string, number> = { attn: ATTENTION, residual: RESIDUAL, mlp: MLP };
 
-/** One edge before packing: from token ``src`` on row ``layer`` to token ``dst`` on row ``layer + 1``. */
+/** One row of nodes: the embeddings, or a state of one layer (``mid``: after attention, ``mlp``, ``out``). */
+export interface Row {
+  label: string;
+  layer: number | null; // model layer (null: the embeddings)
+  kind: "embed" | "mid" | "mlp" | "out";
+}
+
+/** One edge before packing: from token ``src`` on row ``srcRow`` up to token ``dst`` on row ``dstRow``. */
 export interface EdgeInput {
-  layer: number; // index into ``layers`` (edge layer i joins row i to row i + 1; row 0 is the embeddings)
+  srcRow: number;
   src: number;
+  dstRow: number;
   dst: number;
   weight: number;
   kind?: number;
+  heads?: number[] | null; // per-head parts of an attention edge
 }
 
-/** Edges packed in typed arrays, grouped by layer (``offsets[i]..offsets[i+1]`` are layer i's). */
+/** Edges packed in typed arrays, grouped by the row they enter (``offsets[r]..offsets[r+1]`` enter row r). */
 export interface GraphData {
   tokens: string[];
-  layers: number[]; // model layer of each edge layer
-  position: number; // the prediction position: the top row's root node
+  rows: Row[];
+  position: number; // the prediction position: the root is (top row, position)
   measure: string; // what an edge weight is ("attention weight", "route importance")
-  implicitResidual: boolean; // a reached node also reaches its own token one row down (attention graphs)
+  srcRow: Int32Array;
   src: Int32Array;
+  dstRow: Int32Array;
   dst: Int32Array;
   weight: Float32Array;
   kind: Uint8Array;
+  heads: (number[] | null)[];
   offsets: Int32Array;
 }
 
@@ -34,26 +46,31 @@ export interface Pruned {
   reached: Uint8Array;
 }
 
-export function buildGraph(init: Omit<GraphData, "src" | "dst" | "weight" | "kind" | "offsets">,
+export function buildGraph(init: { tokens: string[]; rows: Row[]; position: number; measure: string },
   edges: EdgeInput[]): GraphData {
-  const L = init.layers.length;
-  const counts = new Int32Array(L + 1);
+  const R = init.rows.length;
+  const counts = new Int32Array(R + 1);
   for (const e of edges) {
-    if (!(e.layer >= 0 && e.layer < L)) throw new Error(`edge layer ${e.layer} outside 0..${L - 1}`);
-    counts[e.layer + 1]++;
+    if (!(e.srcRow >= 0 && e.srcRow < e.dstRow && e.dstRow < R))
+      throw new Error(`edge rows ${e.srcRow} -> ${e.dstRow} must rise within 0..${R - 1}`);
+    counts[e.dstRow + 1]++;
   }
-  const offsets = new Int32Array(L + 1);
-  for (let i = 1; i <= L; i++) offsets[i] = offsets[i - 1] + counts[i];
-  const fill = offsets.slice(0, L);
+  const offsets = new Int32Array(R + 1);
+  for (let r = 1; r <= R; r++) offsets[r] = offsets[r - 1] + counts[r];
+  const fill = offsets.slice(0, R);
   const n = edges.length;
-  const g: GraphData = { ...init, src: new Int32Array(n), dst: new Int32Array(n), weight: new Float32Array(n),
-    kind: new Uint8Array(n), offsets };
+  const g: GraphData = { ...init, srcRow: new Int32Array(n), src: new Int32Array(n), dstRow: new Int32Array(n),
+    dst: new Int32Array(n), weight: new Float32Array(n), kind: new Uint8Array(n), heads: new Array(n).fill(null),
+    offsets };
   for (const e of edges) {
-    const at = fill[e.layer]++;
+    const at = fill[e.dstRow]++;
+    g.srcRow[at] = e.srcRow;
     g.src[at] = e.src;
+    g.dstRow[at] = e.dstRow;
     g.dst[at] = e.dst;
     g.weight[at] = e.weight;
     g.kind[at] = e.kind ?? ATTENTION;
+    g.heads[at] = e.heads ?? null;
   }
   return g;
 }
@@ -65,43 +82,45 @@ export interface LayerMap {
 }
 
 /**
- * The attention graph: edge (key j on row i) -> (query q on row i + 1) weighs the head-averaged attention
- * ``values[q][j] / nHeads``; weights below ``floor`` are left out (they could never pass a threshold above it).
+ * The attention graph: rows are the embeddings and each layer's output; edge (key j, row i) -> (query q, row i + 1)
+ * weighs the head-averaged attention ``values[q][j] / nHeads``, and each token's residual stream is an edge of
+ * weight 1 (it always carries the token up). Weights below ``floor`` are left out.
  */
 export function attentionGraph(tokens: string[], maps: LayerMap[], nHeads: number, position: number,
   floor = 1e-3): GraphData {
   const edges: EdgeInput[] = [];
   maps.forEach((m, i) => {
     for (let q = 0; q <= position && q < m.values.length; q++) {
+      edges.push({ srcRow: i, src: q, dstRow: i + 1, dst: q, weight: 1, kind: RESIDUAL });
       const row = m.values[q];
       for (let k = 0; k <= q && k < row.length; k++) {
         const w = row[k] / nHeads;
-        if (w >= floor) edges.push({ layer: i, src: k, dst: q, weight: w });
+        if (w >= floor) edges.push({ srcRow: i, src: k, dstRow: i + 1, dst: q, weight: w });
       }
     }
   });
-  return buildGraph({ tokens, layers: maps.map((m) => m.layer), position, measure: "attention weight (head mean)",
-    implicitResidual: true }, edges);
+  const rows: Row[] = [{ label: "emb", layer: null, kind: "embed" },
+    ...maps.map((m): Row => ({ label: `L${m.layer}`, layer: m.layer, kind: "out" }))];
+  return buildGraph({ tokens, rows, position, measure: "attention weight (head mean)" }, edges);
 }
 
 /**
- * Keep the edges of weight >= ``threshold`` that lie on a path into the root (top row, ``position``), walking
- * down one layer at a time: an edge counts when its upper end is already reached. O(edges + layers × tokens).
+ * Keep the edges of weight >= ``threshold`` that lie on a path into the root, walking down one row at a time: an
+ * edge counts when its upper end is already reached (every edge rises, so a row is complete before it is a source).
+ * O(edges + rows × tokens).
  */
 export function prune(g: GraphData, threshold: number): Pruned {
   const T = g.tokens.length;
-  const L = g.layers.length;
-  const reached = new Uint8Array((L + 1) * T);
-  reached[L * T + g.position] = 1;
+  const R = g.rows.length;
+  const reached = new Uint8Array(R * T);
+  reached[(R - 1) * T + g.position] = 1;
   const kept: number[] = [];
-  for (let i = L - 1; i >= 0; i--) {
-    const up = (i + 1) * T;
-    const down = i * T;
-    if (g.implicitResidual) for (let t = 0; t < T; t++) if (reached[up + t]) reached[down + t] = 1;
-    for (let e = g.offsets[i]; e < g.offsets[i + 1]; e++) {
+  for (let r = R - 1; r > 0; r--) {
+    const up = r * T;
+    for (let e = g.offsets[r]; e < g.offsets[r + 1]; e++) {
       if (g.weight[e] >= threshold && reached[up + g.dst[e]]) {
         kept.push(e);
-        reached[down + g.src[e]] = 1;
+        reached[g.srcRow[e] * T + g.src[e]] = 1;
       }
     }
   }
@@ -113,22 +132,9 @@ export function nodeEdges(g: GraphData, p: Pruned, row: number, token: number): 
   const incoming: number[] = [];
   const outgoing: number[] = [];
   for (const e of p.kept) {
-    const layer = layerOf(g, e);
-    if (layer === row - 1 && g.dst[e] === token) incoming.push(e);
-    if (layer === row && g.src[e] === token) outgoing.push(e);
+    if (g.dstRow[e] === row && g.dst[e] === token) incoming.push(e);
+    if (g.srcRow[e] === row && g.src[e] === token) outgoing.push(e);
   }
   const byWeight = (a: number, b: number) => g.weight[b] - g.weight[a];
   return { incoming: incoming.sort(byWeight), outgoing: outgoing.sort(byWeight) };
-}
-
-/** The edge layer an edge index belongs to (binary search over the offsets). */
-export function layerOf(g: GraphData, edge: number): number {
-  let lo = 0;
-  let hi = g.layers.length - 1;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    if (g.offsets[mid] <= edge) lo = mid;
-    else hi = mid - 1;
-  }
-  return lo;
 }

@@ -37,7 +37,7 @@ export function drawGraph(p: Painter, g: GraphData, pruned: Pruned, layout: Grap
   // row guides and labels
   for (let row = 0; row < layout.rows; row++) {
     p.line(layout.left, y(row), layout.right, y(row), "#eee", 1);
-    p.text(layout.left - 8, y(row), row === 0 ? "emb" : `L${g.layers[row - 1]}`, { align: "end", size: 10, color: "#666" });
+    p.text(layout.left - 8, y(row), g.rows[row].label, { align: "end", size: 10, color: "#666" });
   }
   // residual edges in grey, then the others, weakest first so the strong ones lie on top
   const residual = [...list.kind.keys()].filter((i) => list.kind[i] === RESIDUAL);
@@ -62,7 +62,7 @@ export function drawGraph(p: Painter, g: GraphData, pruned: Pruned, layout: Grap
     (list.dropped ? `, ${list.dropped} weakest not drawn` : "") + (list.culled ? `, ${list.culled} off-screen` : "");
   p.text(layout.left, 12, `${g.measure} ≥ ${fmt(pruned.threshold)} reaching “${tokenLabel(g.tokens[g.position])}” ` +
     `(position ${g.position}) — ${shown}`, { size: 11, color: "#333" });
-  if (g.kind.includes(RESIDUAL)) p.text(layout.right, 12, "grey: residual", { align: "end", size: 10, color: "#888" });
+  p.text(layout.right, 12, "grey: residual stream", { align: "end", size: 10, color: "#888" });
 }
 
 /** The segments ``members`` of ``list`` as one packed x1, y1, x2, y2 array. */

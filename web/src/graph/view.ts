@@ -14,6 +14,7 @@ export interface GraphTimings {
 
 export interface GraphViewOptions {
   threshold: number;
+  floor: number; // the slider's lowest threshold (what the data was cut at)
   onThreshold(t: number): void; // after the user moves the slider (to keep the URL in step)
   onSelect(s: Selection | null): void;
   selected?: Selection | null;
@@ -38,7 +39,8 @@ export class GraphView {
     const label = controls.appendChild(document.createElement("label"));
     label.textContent = "threshold ";
     this.slider = label.appendChild(document.createElement("input"));
-    Object.assign(this.slider, { type: "range", min: "0.005", max: "1", step: "0.005", value: String(opts.threshold) });
+    Object.assign(this.slider, { type: "range", min: String(opts.floor), max: "1", step: "0.005",
+      value: String(opts.threshold) });
     this.slider.name = "threshold";
     this.readout = controls.appendChild(document.createElement("span"));
     this.readout.className = "readout";
@@ -82,14 +84,14 @@ export class GraphView {
   /** The current drawing at its on-screen size, for export. */
   snapshot(): { draw: Draw; width: number; height: number } {
     const { width, height } = this.size();
-    const layout = graphLayout(this.g.tokens.length, this.g.layers.length + 1, width, height, this.view);
+    const layout = graphLayout(this.g.tokens.length, this.g.rows.length, width, height, this.view);
     const list = drawList(this.g, this.pruned, layout);
     return { draw: (p) => drawGraph(p, this.g, this.pruned, layout, list, this.selected), width, height };
   }
 
   private size(): { width: number; height: number } {
     const width = Math.max(320, this.element.clientWidth || 900);
-    const height = this.opts.height ?? Math.max(360, Math.min(900, 120 + 22 * (this.g.layers.length + 1)));
+    const height = this.opts.height ?? Math.max(360, Math.min(900, 120 + 22 * (this.g.rows.length)));
     return { width, height };
   }
 
@@ -116,7 +118,7 @@ export class GraphView {
 
   private layout() {
     const { width, height } = this.size();
-    return graphLayout(this.g.tokens.length, this.g.layers.length + 1, width, height, this.view);
+    return graphLayout(this.g.tokens.length, this.g.rows.length, width, height, this.view);
   }
 
   private bindPointer(): void {
