@@ -18,6 +18,10 @@ ALLOWED = {
     "store": ("lmxray.trace", "lmxray.capture", "lmxray.models"),  # keeps traces; below server/ and cli/
     # runs batches locally or on Ray; loads models, never imports experiments/ (the jobs are handed to it)
     "engines": ("lmxray.models", "lmxray.adapters", "lmxray.capture", "lmxray.trace"),
+    # run models for one purpose (head probes, generation, twins); below pipelines/, views/ and render/
+    "probes": ("lmxray.trace", "lmxray.analysis", "lmxray.capture", "lmxray.models", "lmxray.adapters"),
+    # the model runs behind one output (the report's traces, twin, head scores); never renders or parses flags
+    "pipelines": ("lmxray.trace", "lmxray.analysis", "lmxray.capture", "lmxray.models", "lmxray.probes"),
     # arranges results; never renders or parses flags. Reads a run folder's summary (store, its layout) and the
     # logit trace's flag thresholds (probes.generate, imported lazily: views load without torch)
     "views": ("lmxray.trace", "lmxray.analysis", "lmxray.flow", "lmxray.experiments.store",

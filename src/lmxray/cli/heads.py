@@ -50,8 +50,7 @@ def heads(
     if more_checkpoints and checkpoints is None:
         raise LmxrayError(f"unexpected argument(s) {' '.join(more_checkpoints)}",
                           "`lmxray heads` takes no prompt; list checkpoints after --checkpoints")
-    if more_checkpoints:
-        checkpoints = ",".join([checkpoints, *more_checkpoints])
+    specs = None if checkpoints is None else _checkpoint_specs(",".join([checkpoints, *(more_checkpoints or [])]))
     chosen = _patterns(patterns, PATTERNS)
     wanted_layers, wanted_heads = parse_indices(layers, "--layers"), parse_indices(head_list, "--heads")
     if top < 1:
@@ -74,13 +73,16 @@ def heads(
         scores = model_head_scores(loaded, probes, wanted_layers)
     else:
         if baseline == RANDOM_BASELINE:
-            base_spec = model.removeprefix("random:")
-            twins = random_twins(base_spec, range(seed + 1, seed + 1 + baseline_seeds), device, dtype)
+            twins = random_twins(loaded, range(seed + 1, seed + 1 + baseline_seeds))
             name = f"random init ({baseline_seeds} seeds)"
         else:
             twins, name = checkpoint_models([baseline], device, dtype), baseline
         scores, _ = head_scores_vs_baseline(loaded, twins, name, probes, wanted_layers)
-    evolution = _checkpoint_evolution(checkpoints, scores, chosen, probes, wanted_layers, device, dtype)
+    evolution = None
+    if specs is not None:
+        from lmxray.probes.evolution import checkpoint_evolution
+
+        evolution = checkpoint_evolution(scores, specs, chosen, probes, wanted_layers, device, dtype)
     view = head_scores_view(scores, chosen, top, heads_shown, probes, evolution)
     data = view.to_dict()
     if out_path is not None:
@@ -125,25 +127,9 @@ def _check_heads(heads: list[int] | None, n_heads: int) -> list[int] | None:
     return sorted({h % n_heads for h in heads})
 
 
-def _checkpoint_evolution(checkpoints, scores, patterns, probes, layers, device, dtype) -> list[dict] | None:
-    """For each checkpoint, the scores of the model's top head per pattern (so its growth can be followed)."""
-    if checkpoints is None:
-        return None
-    from lmxray.probes.heads import checkpoint_models, model_head_scores
-
-    specs = [s.strip() for s in checkpoints.split(",") if s.strip()]
+def _checkpoint_specs(text: str) -> list[str]:
+    """'A,B,C' (the flag's value, with the further CHECKPOINT arguments joined on) -> ['A', 'B', 'C']."""
+    specs = [s.strip() for s in text.split(",") if s.strip()]
     if not specs:
         raise LmxrayError("--checkpoints is empty", "write it like --checkpoints step1000,step5000,final")
-    tracked = {p: scores.top_rows(p, 1)[0] for p in patterns}
-    rows = []
-    for spec, loaded in zip(specs, checkpoint_models(specs, device, dtype)):
-        other = model_head_scores(loaded, probes, layers)
-        entry = {"checkpoint": spec, "scores": {}}
-        for p, head in tracked.items():
-            li = other.layers.index(head["layer"])
-            entry["scores"][p] = {"layer": head["layer"], "head": head["head"],
-                                  "score": float(other.scores[p][li, head["head"]]),
-                                  "best": other.top_rows(p, 1)[0]}
-        rows.append(entry)
-    return rows
-
+    return specs

@@ -170,6 +170,7 @@ def maps_command(
 ):
     """Per-head attention maps of PROMPT: a grid of layers x heads sharing one colour scale."""
     from lmxray.capture.plan import CapturePlan
+    from lmxray.probes.twins import random_twin
     from lmxray.render.attention_maps import DEFAULT_GRID
     from lmxray.render.figures import sample_indices
 
@@ -182,10 +183,7 @@ def maps_command(
         heads=tuple(head_list or sample_indices(n_heads, DEFAULT_GRID)), attention=False, row_stats=False,
         components=(), lens=False, top_k=1)
     trace = loaded.trace(prompt, plan=plan)
-    twin_trace = None
-    if twin:
-        spec = model if model.startswith("random:") else f"random:{model}"
-        twin_trace = load_model(spec, device, dtype, "random", seed).trace(prompt, plan=plan)
+    twin_trace = random_twin(loaded, seed).trace(prompt, plan=plan) if twin else None
     _save_maps(trace, twin_trace, list(plan.layers), list(plan.heads), top, out_path, as_json)
 
 

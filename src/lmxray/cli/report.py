@@ -70,10 +70,14 @@ def report(
         trace = flow_result.trace if flow_result is not None else read_trace(source)
         twin_trace, scores, decode = None, None, None
     else:
+        from lmxray.pipelines.report import run_report
+
         flow_result = None
-        trace, twin_trace, scores, decode = _run_model(
-            source, model, (expected, expect_tokens), position, top_k, map_layers, map_heads, twin, head_scores, baseline_seeds,
-            device, dtype, init, seed)
+        loaded = load_model(model, device, dtype, init, seed)
+        ran = run_report(loaded, source, expect=with_expect_tokens(loaded, source, expected, expect_tokens, position),
+                         position=position, top_k=top_k, twin=twin, head_scores=head_scores,
+                         baseline_seeds=baseline_seeds, seed=seed)
+        trace, twin_trace, scores, decode = ran.trace, ran.twin, ran.head_scores, ran.decode
     html_text = build_report(trace, decode=decode, map_layers=map_layers, map_heads=map_heads, twin=twin_trace,
                              head_scores=scores, figure_format=figure_format, flow_result=flow_result)
     write_report(html_text, out_path)
@@ -85,25 +89,3 @@ def report(
     else:
         out.print(f"report written to {out_path}")
 
-
-def _run_model(prompt, model, expected, position, top_k, map_layers, map_heads, twin, head_scores, baseline_seeds,
-               device, dtype, init, seed):
-    """Trace the prompt keeping per-head maps (and the twin's for the grid); score heads when asked."""
-    from lmxray.capture.plan import CapturePlan
-
-    loaded = load_model(model, device, dtype, init, seed)
-    expected = with_expect_tokens(loaded, prompt, expected[0], expected[1], position)
-    plan = CapturePlan(per_head=True, top_k=top_k)
-    trace = loaded.trace(prompt, plan=plan, position=position, expect=expected)
-    twin_trace = scores = None
-    if twin:
-        spec = model if model.startswith("random:") else f"random:{model}"
-        twin_plan = CapturePlan(per_head=True, attention=False, row_stats=False, components=(), lens=False, top_k=1)
-        twin_trace = load_model(spec, device, dtype, "random", seed).trace(prompt, plan=twin_plan, position=position)
-    if head_scores:
-        from lmxray.probes.heads import head_scores_vs_baseline, probe_set, random_twins
-
-        base_spec = model[len("random:"):] if model.startswith("random:") else model
-        twins = random_twins(base_spec, range(seed + 1, seed + 1 + baseline_seeds), device, dtype)
-        scores, _ = head_scores_vs_baseline(loaded, twins, f"random init ({baseline_seeds} seeds)", probe_set(loaded))
-    return trace, twin_trace, scores, loaded.token_text

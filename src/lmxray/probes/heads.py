@@ -107,12 +107,12 @@ def head_scores_vs_baseline(model, baselines: Iterable, baseline_name: str, prob
     return with_baseline(scores, base, baseline_name), base
 
 
-def random_twins(spec: str, seeds: Iterable[int], device: str = "auto", dtype: str = "auto"):
-    """Yield the random-init twins of ``spec`` (same config and tokenizer, fresh weights), one seed at a time."""
-    from lmxray.models.loader import load
+def random_twins(model_or_spec, seeds: Iterable[int], device: str = "auto", dtype: str = "auto"):
+    """Yield the random-init twins (probes.twins.random_twin) of a spec or loaded model, one seed at a time."""
+    from lmxray.probes.twins import random_twin
 
     for seed in seeds:
-        yield load(spec, device=device, dtype=dtype, init="random", seed=seed)
+        yield random_twin(model_or_spec, seed, device=device, dtype=dtype)
 
 
 def checkpoint_models(specs: Iterable[str], device: str = "auto", dtype: str = "auto"):
