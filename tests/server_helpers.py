@@ -85,7 +85,7 @@ class ForwardCounter:
 
 
 def assert_close(got, expected, tol: float, where: str = "") -> None:
-    """Equal JSON trees, floats within ``tol`` (absolute); the message names the first drifting field and by how much."""
+    """Equal JSON trees, floats within ``tol`` (absolute); a failure names the first drifting field and the drift."""
     if isinstance(expected, dict):
         assert isinstance(got, dict) and set(got) == set(expected), f"{where}: keys {sorted(got)} != {sorted(expected)}"
         for k in expected:

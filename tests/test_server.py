@@ -121,7 +121,8 @@ def test_maps_equal_the_trace_arrays_as_json_and_bytes(client, spec):
         assert heads["heads"] == trace.heads and heads["values"] == trace.attention_heads[layer].tolist()
         assert heads["vmax"] == float(trace.attention_heads[layer].max())
         packed = client.get(f"/api/runs/{rid}/maps/{layer}/heads?heads=1&heads=3&format=binary")
-        assert packed.headers["x-shape"] == f"2,{trace.n_tokens},{trace.n_tokens}" and packed.headers["x-heads"] == "1,3"
+        assert packed.headers["x-shape"] == f"2,{trace.n_tokens},{trace.n_tokens}"
+        assert packed.headers["x-heads"] == "1,3"
         assert packed.content == np.ascontiguousarray(trace.attention_heads[layer, [1, 3]], dtype="<f4").tobytes()
     negative = client.get(f"/api/runs/{rid}/maps/-1").json()
     assert negative["layer"] == n_layers - 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path
 from fastapi.responses import Response
 
 from lmxray.server import tables
@@ -18,6 +18,8 @@ from lmxray.views import profile_view, sweep_view
 router = APIRouter(prefix="/api/experiments", tags=["experiments"])
 State = Annotated[ServerState, Depends(server_state)]
 ERRORS = {404: {"model": ErrorOut}, 409: {"model": ErrorOut}, 422: {"model": ErrorOut}}
+Name = Annotated[str, Path(max_length=128, description="A run folder's name under --runs.")]
+Table = Annotated[str, Path(max_length=128, description="A table of the run folder (GET /api/experiments/{name}).")]
 VIEWS = {"sweep": sweep_view, "profile": profile_view}
 
 
@@ -33,12 +35,12 @@ def list_experiments(state: State) -> Response:
 
 
 @router.get("/{name}", response_model=ExperimentOut, responses=ERRORS)
-def get_experiment(name: str, state: State) -> Response:
+def get_experiment(name: Name, state: State) -> Response:
     return json_response(_out(tables.experiment(state.config.runs, name)))
 
 
 @router.get("/{name}/summary", response_model=ExperimentSummaryOut, responses=ERRORS)
-def experiment_summary(name: str, state: State) -> Response:
+def experiment_summary(name: Name, state: State) -> Response:
     """A finished sweep's SweepView or profile's ProfileView (what `lmxray sweep --summary` prints)."""
     experiment = tables.experiment(state.config.runs, name)
     view = VIEWS.get(experiment.command)
@@ -54,7 +56,7 @@ def experiment_summary(name: str, state: State) -> Response:
 
 
 @router.post("/{name}/tables/{table}/query", response_model=TableRowsOut, responses=ERRORS)
-def query_table(name: str, table: str, body: TableQuery, state: State) -> Response:
+def query_table(name: Name, table: Table, body: TableQuery, state: State) -> Response:
     """Rows of one table matching every filter (column equality, ranges, membership), a page at a time."""
     experiment = tables.experiment(state.config.runs, name)
     return json_response(tables.query(experiment, table, body.columns, [f.model_dump() for f in body.filters],

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Path
 from fastapi.responses import Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
@@ -20,10 +20,11 @@ from lmxray.server.state import ServerState, server_state
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 State = Annotated[ServerState, Depends(server_state)]
 STARTED = {202: {"model": JobOut}, 404: {"model": ErrorOut}, 409: {"model": ErrorOut}, 422: {"model": ErrorOut}}
+JobId = Annotated[str, Path(max_length=64, description="A job id from POST /api/jobs/{kind}.")]
 POLL_S = 0.05  # how often an event stream looks for new events
 
 
-def job_of(job_id: str, state: State) -> Job:
+def job_of(job_id: JobId, state: State) -> Job:
     """The job named in the path (a dependency, so an unknown id is a 404 before any stream starts)."""
     return state.jobs.get(job_id)
 
@@ -71,12 +72,12 @@ def list_jobs(state: State) -> Response:
 
 
 @router.get("/{job_id}", response_model=JobOut, responses={404: {"model": ErrorOut}})
-def get_job(job_id: str, state: State) -> Response:
+def get_job(job_id: JobId, state: State) -> Response:
     return json_response(state.jobs.get(job_id).to_dict())
 
 
 @router.delete("/{job_id}", response_model=JobOut, responses={404: {"model": ErrorOut}})
-def cancel_job(job_id: str, state: State) -> Response:
+def cancel_job(job_id: JobId, state: State) -> Response:
     """Ask a job to stop at its next step (a queued job stops at once); a finished job is returned as it is."""
     job = state.jobs.get(job_id)
     job.cancel()

@@ -24,6 +24,7 @@ from lmxray.views import (CompareView, ConvergenceView, LensView, compare_view, 
 router = APIRouter(prefix="/api", tags=["runs"])
 State = Annotated[ServerState, Depends(server_state)]
 RUN_ID = re.compile(r"[0-9a-f]{32}")
+RunId = Annotated[str, Path(max_length=64, description="A run id (32 hex digits) from GET /api/runs.")]
 ERRORS = {404: {"model": ErrorOut}, 422: {"model": ErrorOut}}
 BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 
@@ -80,12 +81,12 @@ def list_runs(state: State, limit: int = Query(50, ge=1, le=1000), offset: int =
 
 
 @router.get("/runs/{run_id}", response_model=RunRecord, responses=ERRORS)
-def get_run(run_id: str, state: State) -> Response:
+def get_run(run_id: RunId, state: State) -> Response:
     return json_response(stored_record(state, run_id).to_dict())
 
 
 @router.delete("/runs/{run_id}", status_code=204, responses=ERRORS)
-def delete_run(run_id: str, state: State) -> Response:
+def delete_run(run_id: RunId, state: State) -> Response:
     stored_record(state, run_id)
     try:
         state.store.delete(run_id)
@@ -95,25 +96,25 @@ def delete_run(run_id: str, state: State) -> Response:
 
 
 @router.get("/runs/{run_id}/summary", response_model=TraceSummaryOut, responses=ERRORS)
-def summary(run_id: str, state: State) -> Response:
+def summary(run_id: RunId, state: State) -> Response:
     """The trace summary (lmxray trace --json): prediction, top-k, convergence table and metrics."""
     return json_response(trace_view(stored_trace(state, run_id), strict=False).to_dict())
 
 
 @router.get("/runs/{run_id}/convergence", response_model=ConvergenceView, responses=ERRORS)
-def convergence(run_id: str, state: State) -> Response:
+def convergence(run_id: RunId, state: State) -> Response:
     return json_response(convergence_view(stored_trace(state, run_id)).to_dict())
 
 
 @router.get("/runs/{run_id}/top-k", response_model=TopKOut, responses=ERRORS)
-def top_k(run_id: str, state: State) -> Response:
+def top_k(run_id: RunId, state: State) -> Response:
     """The candidates at the prediction position, best first, as the trace recorded them."""
     view = trace_view(stored_trace(state, run_id), strict=False).to_dict()
     return json_response({"position": view["position"], "top_k": view["top_k"]})
 
 
 @router.get("/runs/{run_id}/lens", response_model=LensView, responses=ERRORS)
-def lens(run_id: str, state: State, position: int = Query(-1, ge=-MAX_INDEX, le=MAX_INDEX)) -> Response:
+def lens(run_id: RunId, state: State, position: int = Query(-1, ge=-MAX_INDEX, le=MAX_INDEX)) -> Response:
     """The logit lens at ``position``: per layer the top-k and the final prediction's rank and probability."""
     return json_response(lens_view(stored_trace(state, run_id), position).to_dict())
 
@@ -121,8 +122,9 @@ def lens(run_id: str, state: State, position: int = Query(-1, ge=-MAX_INDEX, le=
 @router.get("/runs/{run_id}/maps/{layer}", response_model=MapOut,
             responses={**ERRORS, 200: {"content": BINARY, "description": "JSON, or with format=binary little-endian "
                                        "float32 row-major bytes [q_pos, k_pos] (shape in the X-Shape header)"}})
-def layer_map(run_id: str, layer: Annotated[int, Path(ge=-MAX_INDEX, le=MAX_INDEX)], state: State,
-              head: int | None = Query(None, ge=-MAX_INDEX, le=MAX_INDEX), format: Literal["json", "binary"] = "json") -> Response:
+def layer_map(run_id: RunId, layer: Annotated[int, Path(ge=-MAX_INDEX, le=MAX_INDEX)], state: State,
+              head: int | None = Query(None, ge=-MAX_INDEX, le=MAX_INDEX),
+              format: Literal["json", "binary"] = "json") -> Response:
     """One layer's attention map: summed over heads, or of one ``head`` (needs a per-head trace)."""
     view = map_view(stored_trace(state, run_id), layer, head)
     if format == "binary":
@@ -133,7 +135,7 @@ def layer_map(run_id: str, layer: Annotated[int, Path(ge=-MAX_INDEX, le=MAX_INDE
 @router.get("/runs/{run_id}/maps/{layer}/heads", response_model=HeadMapsOut,
             responses={**ERRORS, 200: {"content": BINARY, "description": "JSON, or with format=binary little-endian "
                                        "float32 row-major bytes [head, q_pos, k_pos] (shape in X-Shape)"}})
-def head_maps(run_id: str, layer: Annotated[int, Path(ge=-MAX_INDEX, le=MAX_INDEX)], state: State,
+def head_maps(run_id: RunId, layer: Annotated[int, Path(ge=-MAX_INDEX, le=MAX_INDEX)], state: State,
               heads: list[int] | None = Query(None, max_length=4096), format: Literal["json", "binary"] = "json"
               ) -> Response:
     """One layer's per-head maps on one colour scale (``heads``: some of them; default every captured head)."""
@@ -145,7 +147,7 @@ def head_maps(run_id: str, layer: Annotated[int, Path(ge=-MAX_INDEX, le=MAX_INDE
 
 @router.get("/runs/{run_id}/trace", responses={**ERRORS, 200: {"content": BINARY,
                                                                 "description": "the run's .safetensors trace"}})
-def trace_file(run_id: str, state: State) -> FileResponse:
+def trace_file(run_id: RunId, state: State) -> FileResponse:
     """The stored trace file (.safetensors; `lmxray convert` turns it into JSONL)."""
     stored_record(state, run_id)
     path = state.store.trace_path(run_id)

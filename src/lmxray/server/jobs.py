@@ -149,7 +149,8 @@ class Jobs:
         with self._lock:
             job = self._jobs.get(job_id)
         if job is None:
-            raise NotFound(f"no job {job_id!r}", "list the jobs with GET /api/jobs (finished jobs are kept for a while)")
+            raise NotFound(f"no job {job_id!r}",
+                           "list the jobs with GET /api/jobs (finished jobs are kept for a while)")
         return job
 
     def list(self) -> list[Job]:

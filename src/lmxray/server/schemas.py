@@ -62,7 +62,7 @@ class LoadRequest(Request):
 
 
 class PlanOptions(Request):
-    """What a trace keeps (lmxray.CapturePlan): captured layers, per-head maps, kept query rows, top-k, edge threshold."""
+    """What a trace keeps (lmxray.CapturePlan): layers, per-head maps, kept query rows, top-k, edge threshold."""
 
     layers: list[int] | None = Field(default=None, min_length=1, max_length=4096,
                                      description="Model layers to capture (negative count from the end); null: all.")
