@@ -26,6 +26,10 @@ ALLOWED = {
     # logit trace's flag thresholds (probes.generate, imported lazily: views load without torch)
     "views": ("lmxray.trace", "lmxray.analysis", "lmxray.flow", "lmxray.experiments.store",
               "lmxray.experiments.sweep_summary", "lmxray.probes.generate"),
+    # HTTP, jobs and the run store over the library: calls views/flow/probes/experiments, never computes an
+    # analysis itself; below cli/ only
+    "server": ("lmxray.trace", "lmxray.analysis", "lmxray.capture", "lmxray.models", "lmxray.flow", "lmxray.probes",
+               "lmxray.experiments", "lmxray.store", "lmxray.views"),
 }
 
 
