@@ -167,7 +167,8 @@ def test_parts_reconstruct_the_untraced_residual(case):
         total = want["x"] + z.sum((0, 2)) + (want["mlp"] if family in PARALLEL else 0)
         true = want["post"] if family in PARALLEL else want["mid"]
         rel = float(((total - true).norm(dim=-1) / true.norm(dim=-1)).max())
-        assert rel <= RESID_TOL, f"{family} layer {layer}: residual + sum of the parts is {rel:.2e} off the untraced one"
+        assert rel <= RESID_TOL, \
+            f"{family} layer {layer}: residual + sum of the parts is {rel:.2e} off the untraced one"
 
 
 def test_importances_of_each_sum_add_to_one(case):
@@ -216,7 +217,8 @@ def test_pruning_keeps_exactly_the_reachable_edges_over_the_threshold(case, thre
     assert len(got) == len(graph.edges), "an edge is listed twice"
     assert got == _reachable_edges(result, threshold), f"{family}: pruned edges differ from the brute force"
     assert all(e.importance >= threshold for e in graph.edges)
-    assert {n.id for n in graph.nodes} == {e.source for e in graph.edges} | {e.target for e in graph.edges} | {graph.root}
+    ends = {e.source for e in graph.edges} | {e.target for e in graph.edges}
+    assert {n.id for n in graph.nodes} == ends | {graph.root}
     for e in graph.edges:
         if e.kind == "attn":
             assert abs(sum(e.heads) - e.importance) <= 1e-6 and len(e.heads) == result.heads.shape[1]

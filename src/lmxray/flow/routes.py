@@ -24,7 +24,7 @@ from lmxray.capture import CapturePlan, capture, resolve_position
 from lmxray.errors import LmxrayError
 from lmxray.flow.maps import LayerMaps, layer_maps
 from lmxray.flow.routes_graph import Graph, prune
-from lmxray.flow.routes_importance import DEFAULT_CHUNK_BYTES, HeadVectors, head_vectors, layer_importance
+from lmxray.flow.routes_importance import HeadVectors, head_vectors, layer_importance
 from lmxray.trace.types import ModelInfo
 
 DEFAULT_THRESHOLD = 0.04  # the LLM Transparency Tool's default edge threshold
@@ -133,35 +133,41 @@ def run_pass(model, ids: list[int], position: int) -> Pass:
 
 @torch.no_grad()
 def routes(model, prompt: str, *, position: int = -1, threshold: float = DEFAULT_THRESHOLD,
-           chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Routes:
+           chunk_bytes: int | None = None) -> Routes:
     """Edge importances of every layer for ``prompt`` and the graph of routes into the prediction at ``position``.
 
     ``threshold``: the least importance an edge needs to stay in the graph, in (0, 1];
-    ``chunk_bytes``: bound on one ``[head, rows, key, d_model]`` fp32 block of the computation.
+    ``chunk_bytes``: bound on one ``[head, rows, key, d_model]`` fp32 block of the computation (None: 4 MiB
+    on CPU, 256 MiB on a GPU; memory is O(H T^2) whatever the bound).
     """
     threshold = check_threshold(threshold)
-    if isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, int) or chunk_bytes < 1:
-        raise LmxrayError(f"chunk_bytes must be a positive integer, got {chunk_bytes!r}",
-                          "leave the default (64 MiB) or pass e.g. chunk_bytes=2**24", params=("chunk_bytes",))
+    if chunk_bytes is not None and (isinstance(chunk_bytes, bool) or not isinstance(chunk_bytes, int)
+                                    or chunk_bytes < 1):
+        raise LmxrayError(f"chunk_bytes must be a positive integer or None, got {chunk_bytes!r}",
+                          "leave the default (None) or pass e.g. chunk_bytes=2**24", params=("chunk_bytes",))
     ids = model.encode(prompt)
     p = resolve_position(position, len(ids))
     run = run_pass(model, ids, p)
-    parts: dict[str, list] = {"heads": [], "residual": [], "mlp": [], "mlp_residual": [], "error": []}
+    n_layers, n_heads, n_tokens = run.pattern.shape[:3]
+    heads = np.zeros((n_layers, n_heads, n_tokens, n_tokens), dtype=np.float32)  # filled layer by layer
+    residual, mlp, mlp_residual = (np.zeros((n_layers, n_tokens), dtype=np.float32) for _ in range(3))
+    error = np.zeros(n_layers)
     parallel = False
-    for layer in range(model.info.n_layers):
+    for layer in range(n_layers):
         maps = layer_maps(model, layer)
         parallel = maps.parallel
         imp = layer_importance(run.layer_input(layer), run.attn_out[layer], run.mlp_out[layer], run.residual[layer],
                                run.pattern[layer], run.head_vectors(maps, layer), parallel, chunk_bytes)
-        for name in parts:
-            value = getattr(imp, name)
-            parts[name].append(value if value is None or isinstance(value, float) else value.cpu().numpy())
+        heads[layer], residual[layer], mlp[layer] = (t.cpu().numpy() for t in (imp.heads, imp.residual, imp.mlp))
+        if imp.mlp_residual is not None:
+            mlp_residual[layer] = imp.mlp_residual.cpu().numpy()
+        error[layer] = imp.error
         del imp
+    mlp_residual = None if parallel else mlp_residual
     top = int(run.logits.argmax())
-    arrays = {k: None if v[0] is None else np.stack(v) for k, v in parts.items() if k != "error"}
     return Routes(
         model=model.info, prompt=prompt, token_ids=list(ids), tokens=model.token_texts(ids), position=p,
         prediction=Prediction(top, model.token_text(top), float(torch.softmax(run.logits, -1)[top])),
-        parallel=parallel, error=np.array(parts["error"]), **arrays,
-        graph=prune(arrays["heads"], arrays["residual"], arrays["mlp"], arrays["mlp_residual"], p, threshold),
+        parallel=parallel, heads=heads, residual=residual, mlp=mlp, mlp_residual=mlp_residual, error=error,
+        graph=prune(heads, residual, mlp, mlp_residual, p, threshold),
     )

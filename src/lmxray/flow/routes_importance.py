@@ -16,14 +16,21 @@ import torch
 
 from lmxray.flow.maps import LayerMaps
 
-DEFAULT_CHUNK_BYTES = 64 * 2**20  # bound on one [head, rows, key, d_model] fp32 block
+# Bound on one [head, rows, key, d_model] fp32 block: cache-sized on CPU (one 5 MiB row at T = 256 ran 3x faster
+# than 64 MiB blocks, benchmarks/routes.py), large on GPUs where each block costs a few kernel launches.
+CPU_CHUNK_BYTES = 4 * 2**20
+GPU_CHUNK_BYTES = 256 * 2**20
+
+
+def default_chunk_bytes(device: torch.device) -> int:
+    return CPU_CHUNK_BYTES if device.type == "cpu" else GPU_CHUNK_BYTES
 
 
 @dataclass
 class HeadVectors:
-    """What each head writes for each source before the pattern weights it: ``z[h,i<-j] = A[h,i,j] * (s_i a[h,j] + c)``."""
+    """What each head writes for each source before the pattern weighs it: ``z[h,i<-j] = A[h,i,j] (s_i a[h,j] + c)``."""
 
-    a: torch.Tensor  # [head, source, d_model]: W_O^h (W_V^h norm(x_j) + b_V^h) + b_O / H (post-norm applied but its scale)
+    a: torch.Tensor  # [head, source, d_model]: W_O^h (W_V^h norm(x_j) + b_V^h) + b_O / H, post-norm weight applied
     scale: torch.Tensor | None  # [query]: the post-norm's frozen scale s_i (Gemma), None when there is none
     shift: torch.Tensor | None  # [d_model]: the post-norm's bias share, beta / H, None when zero
 
@@ -92,19 +99,17 @@ def _head_proximities(y: torch.Tensor, pattern: torch.Tensor, vec: HeadVectors, 
     for start in range(0, n_tokens, rows):
         stop = min(start + rows, n_tokens)  # keys 0..stop-1: the causal half of these rows
         weights = pattern[:, start:stop, :stop, None]  # [head, rows, key, 1]
-        src = vec.a[:, None, :stop]  # [head, 1, key, d_model]
-        if vec.scale is not None:
-            src = src * vec.scale[None, start:stop, None, None]
+        scaled = weights if vec.scale is None else weights * vec.scale[None, start:stop, None, None]
+        block = torch.addcmul(y[None, start:stop, None, :], scaled, vec.a[:, None, :stop], value=-1)  # y_i - z
         if vec.shift is not None:
-            src = src + vec.shift
-        block = weights * src  # z, [head, rows, key, d_model]
-        block.neg_().add_(y[None, start:stop, None, :]).abs_()  # |y_i - z| elementwise, in place
-        out[:, start:stop, :stop] = _proximity(y_l1[None, start:stop, None], block.sum(-1))
+            block.addcmul_(weights, vec.shift, value=-1)
+        out[:, start:stop, :stop] = _proximity(y_l1[None, start:stop, None], block.abs_().sum(-1))
         del block
     return out
 
 
-def _normalise(parts: list[torch.Tensor], heads: torch.Tensor | None = None) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+def _normalise(parts: list[torch.Tensor],
+               heads: torch.Tensor | None = None) -> tuple[list[torch.Tensor], torch.Tensor | None]:
     """Divide each part's proximity [query] (and the heads' [head, query, key]) by their sum per query."""
     total = sum(parts) + (heads.sum((0, 2)) if heads is not None else 0)
     inv = torch.where(total > 0, 1.0 / total.clamp_min(torch.finfo(total.dtype).tiny), 0.0)
@@ -118,13 +123,15 @@ def _relative(recon: torch.Tensor, true: torch.Tensor) -> float:
 @torch.no_grad()
 def layer_importance(x: torch.Tensor, attn_out: torch.Tensor, mlp_out: torch.Tensor, post: torch.Tensor,
                      pattern: torch.Tensor, vec: HeadVectors, parallel: bool,
-                     chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> LayerImportance:
+                     chunk_bytes: int | None = None) -> LayerImportance:
     """Importances of one layer's parts from the true residuals ``x`` (in), ``post`` (out) and the true
     sublayer outputs ``attn_out``, ``mlp_out`` [pos, d_model]; ``pattern`` [head, query, key].
 
     Sequential: ``mid = x + attn_out`` has parts ``x`` and the ``z``; ``post = mid + mlp_out`` has parts
     ``mid`` and ``mlp_out``. Parallel (GPT-NeoX): ``post = x + sum z + mlp_out`` is one sum.
+    ``chunk_bytes``: bound on one block (None: ``default_chunk_bytes`` of the device).
     """
+    chunk_bytes = chunk_bytes or default_chunk_bytes(x.device)
     y = post if parallel else x + attn_out
     y_l1 = y.abs().sum(-1)
     heads = _head_proximities(y, pattern, vec, chunk_bytes)

@@ -1,4 +1,4 @@
-"""Terminal summary of the routes view (lmxray.views.routes) for ``lmxray flow --method routes``. Nothing here computes."""
+"""Terminal summary of the routes view (lmxray.views.routes) for ``lmxray flow --method routes``; computes nothing."""
 
 from __future__ import annotations
 
