@@ -12,9 +12,10 @@ from lmxray.views.heads import HeadGrid, HeadScoresView, head_scores_view
 from lmxray.views.lens import LensView, lens_view
 from lmxray.views.logits import LogitsView, logits_view
 from lmxray.views.maps import HeadMapsView, MapView, head_maps_view, map_view
+from lmxray.views.routes import RoutesView, routes_view
 from lmxray.views.trace import ConvergenceView, TraceView, convergence_view, trace_view
 
 __all__ = ["CompareView", "ConvergenceView", "FlowView", "HeadGrid", "HeadMapsView", "HeadScoresView", "LensView",
-           "LogitsView", "MapView", "MetricRow", "ProfileView", "SweepView", "TraceView", "View", "compare_view",
+           "LogitsView", "MapView", "MetricRow", "ProfileView", "RoutesView", "SweepView", "TraceView", "View", "compare_view",
            "convergence_view", "flow_view", "head_maps_view", "head_scores_view", "lens_view", "logits_view",
-           "map_view", "plain", "profile_view", "sweep_view", "trace_view"]
+           "map_view", "plain", "profile_view", "routes_view", "sweep_view", "trace_view"]
