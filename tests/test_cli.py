@@ -121,11 +121,11 @@ def test_truncated_gguf(capsys, tmp_path):
 def test_unsupported_architecture(capsys, tmp_path):
     import transformers
 
-    config = transformers.OPTConfig(vocab_size=99, hidden_size=16, ffn_dim=32, num_hidden_layers=1,
-                                    num_attention_heads=2, word_embed_proj_dim=16)
-    transformers.OPTForCausalLM(config).save_pretrained(tmp_path / "opt")
-    tiny_tokenizer().save_pretrained(tmp_path / "opt")
-    assert_user_error(capsys, ["trace", "hi", "--model", tmp_path / "opt"], "unsupported architecture 'opt'", "llama")
+    config = transformers.MambaConfig(vocab_size=99, hidden_size=16, state_size=4, num_hidden_layers=1)
+    transformers.MambaForCausalLM(config).save_pretrained(tmp_path / "mamba")
+    tiny_tokenizer().save_pretrained(tmp_path / "mamba")
+    assert_user_error(capsys, ["trace", "hi", "--model", tmp_path / "mamba"],
+                      "cannot trace model type 'mamba': it has no attention", "models --support")
 
 
 def test_hub_id_not_cached(capsys, monkeypatch, tmp_path):

@@ -1,8 +1,9 @@
-"""Registry of architecture adapters: one small declarative spec per family."""
+"""Registry of architecture adapters: one small declarative spec per family, inspection for the rest."""
 
 from lmxray.errors import LmxrayError
 from lmxray.adapters import gemma, gpt2, llama, neox, phi3
 from lmxray.adapters.base import ArchSpec, get_path
+from lmxray.adapters.inspection import check_scope, discover
 
 ADAPTERS: tuple[ArchSpec, ...] = (llama.SPEC, gemma.SPEC, gpt2.SPEC, neox.SPEC, phi3.SPEC)
 _BY_TYPE = {t: spec for spec in ADAPTERS for t in spec.model_types}
@@ -10,14 +11,20 @@ SUPPORTED_MODEL_TYPES = tuple(sorted(_BY_TYPE))
 
 
 def adapter_for(model_type: str) -> ArchSpec:
-    """The spec for an HF ``model_type``; a clear error listing the supported ones otherwise."""
+    """The adapter for an HF ``model_type``; a clear error listing the adapted ones otherwise."""
     try:
         return _BY_TYPE[model_type]
     except KeyError:
         raise LmxrayError(
-            f"unsupported architecture '{model_type}'",
-            f"lmxray supports: {', '.join(SUPPORTED_MODEL_TYPES)}",
+            f"no adapter for architecture '{model_type}'",
+            f"lmxray has adapters for: {', '.join(SUPPORTED_MODEL_TYPES)}",
         ) from None
 
 
-__all__ = ["ADAPTERS", "ArchSpec", "SUPPORTED_MODEL_TYPES", "adapter_for", "get_path"]
+def spec_for(hf_model, attn_implementation: str) -> ArchSpec:
+    """The model's adapter when its type has one, else a capture-only spec found by inspection."""
+    spec = _BY_TYPE.get(hf_model.config.model_type)
+    return spec if spec is not None else discover(hf_model, attn_implementation)
+
+
+__all__ = ["ADAPTERS", "ArchSpec", "SUPPORTED_MODEL_TYPES", "adapter_for", "check_scope", "get_path", "spec_for"]

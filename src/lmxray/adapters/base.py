@@ -15,19 +15,24 @@ class ArchSpec:
     family: str  # human name, e.g. "llama"
     model_types: tuple[str, ...]  # HF config.model_type values this spec covers
     layers: str  # model-level path to the list of decoder layers
-    final_norm: str  # model-level path to the norm before the unembedding
+    final_norm: str | None  # model-level path to the norm before the unembedding (None: the model has none)
     unembed: str  # model-level path to the unembedding (lm head)
     attention: str  # layer-level path to the attention module (calls the attention interface)
-    attn_contribution: str  # layer-level module whose output is what attention adds to the residual
-    mlp_contribution: str  # layer-level module whose output is what the MLP adds to the residual
-    mlp_down: str  # layer-level path to the MLP's output projection; its input is the MLP hidden state
-    norm_kind: str  # "rms" or "layer"
-    mlp_kind: str  # "glu" (gate * up) or "plain" (act(up))
+    attn_contribution: str | None  # layer-level module whose output is what attention adds to the residual
+    mlp_contribution: str | None  # layer-level module whose output is what the MLP adds to the residual
+    mlp_down: str | None  # layer-level path to the MLP's output projection; its input is the MLP hidden state
+    norm_kind: str = "rms"  # "rms" or "layer"
+    mlp_kind: str = "glu"  # "glu" (gate * up) or "plain" (act(up))
+    final_proj: str | None = None  # model-level module between the final norm and the unembedding (OPT's project_out)
+    attention_layers: tuple[int, ...] | None = None  # the layers that attend (hybrid models); None: every layer
+    inspected: bool = False  # found by inspecting the model (capture only): no flow maps are declared
     parallel_residual: bool = False  # attention and MLP read the same residual (GPT-NeoX)
     parallel_residual_attr: str | None = None  # config attribute that overrides `parallel_residual` when present
     post_norms: bool = False  # norms applied to the attention / MLP outputs (Gemma 2/3)
     learned_positions: bool = False  # absolute position embeddings added to the input (GPT-2)
     logit_softcap_attr: str | None = None  # config attribute holding a final-logit softcap
+    logit_scale_attr: str | None = None  # config attribute the logits are multiplied by (Cohere)
+    logit_divisor_attr: str | None = None  # config attribute the logits are divided by (Granite)
     # Paths and flags the residual decomposition (lmxray.flow) reads; layer-level unless noted.
     input_norm: str = "input_layernorm"  # norm before attention
     mlp_norm: str = "post_attention_layernorm"  # norm before the MLP
@@ -41,6 +46,23 @@ class ArchSpec:
     mlp_act: str = "mlp.act_fn"  # activation module: on the gate (GLU) or on the up projection (plain)
     norm_eps_attr: str = "variance_epsilon"  # epsilon attribute of the norm modules
     norm_weight_offset: float = 0.0  # norms scale by (offset + weight): 1.0 for Gemma
+
+    def final_logits(self, logits, config):
+        """What the model's head does after the unembedding: scale, divide, softcap (each where the config sets it)."""
+        scale = getattr(config, self.logit_scale_attr, None) if self.logit_scale_attr else None
+        divisor = getattr(config, self.logit_divisor_attr, None) if self.logit_divisor_attr else None
+        cap = getattr(config, self.logit_softcap_attr, None) if self.logit_softcap_attr else None
+        if scale:
+            logits = logits * scale
+        if divisor:
+            logits = logits / divisor
+        if cap:
+            logits = (logits / cap).tanh() * cap
+        return logits
+
+    def attends(self, layer: int) -> bool:
+        """Whether model layer ``layer`` has an attention module (every layer, except in hybrid models)."""
+        return self.attention_layers is None or layer in self.attention_layers
 
     def uses_parallel_residual(self, config) -> bool:
         """Whether this model's layers run attention and MLP in parallel (the config may switch it)."""

@@ -8,16 +8,17 @@ before the forward pass.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from lmxray.capture.attention import RECORDER_KWARG
 from lmxray.capture.batch import Batch, pad_token_id, resolve_positions, resolve_rows
 from lmxray.capture.budget import buffer_bytes, check_fits
 from lmxray.capture.plan import CapturePlan
 from lmxray.capture.recorder import Recorder
+from lmxray.errors import LmxrayError
 
 
 @dataclass
@@ -94,11 +95,11 @@ def capture(model, ids: list[list[int]], plan: CapturePlan | None = None, *, row
     logits are computed — ``"all"``, ``"last"``, or positions like ``rows``; the unembedding of a
     small model is a large share of its work, so callers ask only for what they read.
     """
-    plan = plan or CapturePlan()
+    plan = located(plan or CapturePlan(), model.spec)
     batch = Batch.from_ids(ids, pad_token_id(model.tokenizer), model.device)
     lengths, seq_len, n_prompts = batch.lengths, batch.input_ids.shape[1], len(ids)
     kept = resolve_rows(rows, lengths)
-    layers = plan.resolve_layers(model.info.n_layers)
+    layers = attending_layers(plan, model.spec, model.info.n_layers)
     heads = plan.resolve_heads(model.info.n_heads)
     slots = None
     if kept is not None:  # prompts keep different row counts: pad with -1 (never matched)
@@ -114,8 +115,34 @@ def capture(model, ids: list[list[int]], plan: CapturePlan | None = None, *, row
     recorder = Recorder(model.hf, model.spec, plan, layers, heads, slots, seq_len, n_prompts, batch.input_ids.device)
     with recorder.hooks():
         out = model.hf(input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
-                       use_cache=False, logits_to_keep=keep, **{RECORDER_KWARG: recorder})
+                       use_cache=False, logits_to_keep=keep)
+    missed = recorder.uncalled_layers()
+    if missed:
+        raise LmxrayError(f"the attention of layer {missed[0]} did not go through transformers' attention interface, "
+                          "so lmxray recorded nothing for it", "trace another model (see: lmxray models --support)")
     return Captured(batch, plan, layers, heads, kept, out.logits, positions, recorder)
+
+
+def located(plan: CapturePlan, spec) -> CapturePlan:
+    """The plan without the components the spec cannot locate (a model found by inspection may not say where its
+    MLP output is); the trace records the plan it got, so what was dropped shows there."""
+    where = {"attention_output": spec.attn_contribution, "mlp_output": spec.mlp_contribution,
+             "mlp_hidden": spec.mlp_down}
+    kept = tuple(c for c in plan.components if where.get(c, "") is not None)
+    return plan if kept == plan.components else dataclasses.replace(plan, components=kept)
+
+
+def attending_layers(plan: CapturePlan, spec, n_layers: int) -> list[int]:
+    """The plan's layers; a hybrid model's default is its attention layers, and a layer without attention is refused."""
+    if plan.layers is None and spec.attention_layers is not None:
+        return list(spec.attention_layers)
+    layers = plan.resolve_layers(n_layers)
+    idle = [i for i in layers if not spec.attends(i)]
+    if idle:
+        some = ", ".join(map(str, spec.attention_layers[:8])) + (", ..." if len(spec.attention_layers) > 8 else "")
+        raise LmxrayError(f"layer {idle[0]} of this model has no attention (a hybrid of attention and other layers)",
+                          f"capture its attention layers: {some}", params=("layers",))
+    return layers
 
 
 def _logit_positions(logits_at, batch: Batch) -> list[int] | None:

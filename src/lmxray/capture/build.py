@@ -26,12 +26,12 @@ def lens_positions(plan, n_tokens: int, predict: int) -> list[int]:
 
 
 def lens_logprobs(model, hidden: torch.Tensor) -> torch.Tensor:
-    """Logit lens: the model's final norm and unembedding (and final softcap) on residual states, as fp32 log-probs."""
+    """Logit lens: the model's final norm, unembedding and logit scaling or softcap on residual states, as fp32 log-probs."""
     hf, spec = model.hf, model.spec
-    logits = get_path(hf, spec.unembed)(get_path(hf, spec.final_norm)(hidden))
-    cap = getattr(hf.config, spec.logit_softcap_attr, None) if spec.logit_softcap_attr else None
-    if cap:
-        logits = torch.tanh(logits / cap) * cap
+    normed = hidden if spec.final_norm is None else get_path(hf, spec.final_norm)(hidden)
+    if spec.final_proj is not None:
+        normed = get_path(hf, spec.final_proj)(normed)
+    logits = spec.final_logits(get_path(hf, spec.unembed)(normed), hf.config.get_text_config())
     return torch.log_softmax(logits.float(), dim=-1)
 
 

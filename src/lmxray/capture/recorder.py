@@ -16,8 +16,10 @@ import numpy as np
 import torch
 
 from lmxray.adapters import ArchSpec, get_path
+from lmxray.capture.attention import RECORDER_ATTR
 from lmxray.capture.frozen_taps import FrozenTaps
 from lmxray.capture.plan import CapturePlan
+from lmxray.errors import LmxrayError
 from lmxray.trace.types import PER_HEAD_COMPONENTS
 
 ONE_PASS_SHARE = 0.5  # one probability pass when the plan needs at least this share of the query rows
@@ -43,7 +45,8 @@ class Recorder:
         blocks = get_path(hf_model, spec.layers)
         self.blocks = [blocks[i] for i in layers]
         self._slot = {id(get_path(b, spec.attention)): i for i, b in enumerate(self.blocks)}
-        n_heads = hf_model.config.get_text_config().num_attention_heads
+        self._called: set[int] = set()  # slots whose attention went through the attention function
+        n_heads = self.n_heads = hf_model.config.get_text_config().num_attention_heads
         self._full_heads = heads == list(range(n_heads))
         rows = seq_len if self.dense else kept.shape[1]
         shape = (len(layers), batch)
@@ -63,6 +66,21 @@ class Recorder:
     def wants_probabilities(self, module) -> bool:
         p = self.plan
         return id(module) in self._slot and (p.attention or p.per_head or p.row_stats)
+
+    def check_shapes(self, module, query, key) -> None:
+        """Refuse attention the buffers cannot hold: keys that are not the prompt's tokens (memory or compressed
+        keys), or a head count other than the config's."""
+        slot = self._slot.get(id(module))
+        if slot is None:
+            return
+        layer = self.layers[slot]
+        if key.shape[2] != self.seq_len or query.shape[2] != self.seq_len:
+            raise LmxrayError(f"layer {layer} attends with {query.shape[2]} queries over {key.shape[2]} keys for "
+                              f"{self.seq_len} tokens (memory or compressed keys)",
+                              "lmxray records token-to-token attention; trace another model")
+        if query.shape[1] != self.n_heads:
+            raise LmxrayError(f"layer {layer} has {query.shape[1]} attention heads where the config says "
+                              f"{self.n_heads}", "lmxray records models with one head count; trace another model")
 
     def one_pass(self, q_len: int) -> bool:
         """Whether probabilities of every row should make the output (see attention.py)."""
@@ -114,13 +132,18 @@ class Recorder:
         return self._targets[key]
 
     def on_qkv(self, module, query, key, value) -> None:
-        """Summarise post-RoPE q/k/v ([batch, head, pos, d_head]) per head and position."""
+        """Summarise post-RoPE q/k/v ([batch, head, pos, d_head]) per head and position (every call while tracing)."""
         slot = self._slot.get(id(module))
         if slot is None:
             return
+        self._called.add(slot)
         for name, tensor in zip(PER_HEAD_COMPONENTS, (query, key, value)):
             if name in self.plan.components:
                 self._store(name, slot, tensor.transpose(1, 2))  # [batch, pos, head, d_head]
+
+    def uncalled_layers(self) -> list[int]:
+        """Captured layers whose attention never reached the attention function (checked after the forward)."""
+        return [layer for slot, layer in enumerate(self.layers) if slot not in self._called]
 
     # -- module hooks -----------------------------------------------------------------
     @contextmanager
@@ -128,14 +151,17 @@ class Recorder:
         """Register every hook of the capture (components, lens, frozen quantities) for one forward pass."""
         spec, handles = self.spec, []
         want = set(self.plan.components)
+        attention = [get_path(b, spec.attention) for b in self.blocks]
         try:
+            for module in attention:  # the attention function finds the recorder on the module it is called with
+                setattr(module, RECORDER_ATTR, self)
             first = get_path(self.hf_model, spec.layers)[0]
             if "input_embedding" in want:
                 handles.append(first.register_forward_pre_hook(self._embedding_hook, with_kwargs=True))
             for slot, block in enumerate(self.blocks):
                 if "residual" in want or self.plan.lens:
                     handles.append(block.register_forward_hook(self._output_hook("residual", slot)))
-                if "attention_output" in want:
+                if "attention_output" in want:  # capture() keeps only the components the spec can locate
                     module = get_path(block, spec.attn_contribution)
                     handles.append(module.register_forward_hook(self._output_hook("attention_output", slot)))
                 if "mlp_output" in want:
@@ -149,6 +175,8 @@ class Recorder:
         finally:
             for h in handles:
                 h.remove()
+            for module in attention:
+                module.__dict__.pop(RECORDER_ATTR, None)
 
     def _embedding_hook(self, module, args, kwargs):
         hidden = args[0] if args else kwargs["hidden_states"]
@@ -173,6 +201,8 @@ class Recorder:
     def _store(self, name: str, slot: int, tensor: torch.Tensor, n_layers: int | None = None) -> None:
         """Keep the L2 norm (fp32) and the first ``n_values`` floats of each vector (last axis); ``[layer, batch, ...]``."""
         tensor = tensor.detach()
+        if tensor.dim() == 2:  # [batch * pos, width]: layers that flatten the tokens around their MLP (OPT)
+            tensor = tensor.view(self.batch, self.seq_len, -1)
         n = tensor.shape[-1] if self.plan.n_values is None else min(self.plan.n_values, tensor.shape[-1])
         if name not in self.summaries:
             layers = n_layers or len(self.layers)

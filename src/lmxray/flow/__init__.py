@@ -18,7 +18,7 @@ from lmxray.flow.frozen import freeze
 from lmxray.flow.groups import group_labels, parse_groups, word_groups
 from lmxray.flow.maps import Affine, affine_of, layer_maps, norm_of
 from lmxray.flow.result import AXES, Contrast, Flow, LogitAttribution, read_flow
-from lmxray.adapters import get_path
+from lmxray.adapters import SUPPORTED_MODEL_TYPES, get_path
 
 __all__ = ["AXES", "Contrast", "Flow", "LogitAttribution", "flow", "read_flow", "token_id_of"]
 
@@ -55,6 +55,10 @@ def flow(model, prompt: str, *, position: int = -1, tokens: tuple[str, ...] = ()
     """
     from lmxray.capture import resolve_position
 
+    if model.spec.inspected:
+        raise LmxrayError(f"flow has no linear maps for model type '{model.info.architecture}' (lmxray traces it by "
+                          "inspection, which cannot tell how its layers compose)",
+                          f"flow runs on: {', '.join(SUPPORTED_MODEL_TYPES)}")
     ids = model.encode(prompt)
     p = resolve_position(position, len(ids))
     extra = [token_id_of(model, t) for t in tokens]

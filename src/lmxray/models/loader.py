@@ -10,7 +10,7 @@ import torch
 
 from lmxray.capture.attention import register
 from lmxray.errors import LmxrayError
-from lmxray.adapters import adapter_for
+from lmxray.adapters import check_scope, spec_for
 from lmxray.models.model import Model, Origin
 from lmxray.trace.types import ModelInfo
 
@@ -42,7 +42,7 @@ def load(spec: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto"
     offline = dict(trust_remote_code=False, local_files_only=True)  # never the network, without touching os.environ
     with _load_errors(resolved.path):
         config = AutoConfig.from_pretrained(resolved.path, **offline)
-    arch = adapter_for(config.model_type)
+    check_scope(config)  # an encoder, encoder-decoder or multimodal model is refused before its weights load
     attn = register()
     with _load_errors(resolved.path), no_progress_bars():
         if init == "random":
@@ -55,6 +55,7 @@ def load(spec: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto"
             )
         tokenizer = AutoTokenizer.from_pretrained(resolved.path, **offline)
     hf = hf.to(torch_device).eval()
+    arch = spec_for(hf, attn)
     name = resolved.name if init == "pretrained" else f"{RANDOM_PREFIX}{resolved.name}@seed{seed}"
     source = resolved.source if init == "pretrained" else "random"
     origin = Origin(resolved.path, init, seed if init == "random" else None)
@@ -97,8 +98,10 @@ def _load_errors(path):
 
 def from_hf(hf_model: torch.nn.Module, tokenizer, name: str = "in-memory") -> Model:
     """Wrap an already-built HF causal LM (e.g. a tiny random model in a test) for tracing."""
-    arch = adapter_for(hf_model.config.model_type)
-    hf_model.set_attn_implementation(register())
+    check_scope(hf_model.config)
+    attn = register()
+    hf_model.set_attn_implementation(attn)
+    arch = spec_for(hf_model, attn)
     dtype = next(hf_model.parameters()).dtype
     return Model(hf_model.eval(), tokenizer, arch, model_info(hf_model.config, name, "in-memory", None, dtype))
 

@@ -1,0 +1,87 @@
+"""Tiny random-init configs of any causal-LM model type: its default config, shrunk (2 layers, width 64, 128 tokens).
+
+The support matrix (``lmxray.models.support``) builds one model per type from
+these. Only fields the config class declares are set; per-layer lists keep one
+of each distinct entry (so a model mixing sliding and full attention keeps both);
+``EXTRA`` holds the few settings a type's validation needs beyond the shrink.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+N_LAYERS = 2
+VOCAB = 128
+WIDTH = 64
+HEADS = 4
+D_HEAD = WIDTH // HEADS
+
+# field names -> the small value every config that declares them gets
+_SMALL: dict[tuple[str, ...], int] = {
+    ("num_hidden_layers", "n_layer", "num_layers", "n_layers"): N_LAYERS,
+    ("hidden_size", "n_embd", "d_model", "dim", "embed_dim"): WIDTH,
+    ("num_attention_heads", "n_head", "num_heads", "n_heads"): HEADS,
+    ("head_dim", "kv_channels", "attention_head_dim"): D_HEAD,
+    ("intermediate_size", "ffn_dim", "n_inner", "d_ff", "ffn_hidden_size", "dim_ff"): 96,
+    ("moe_intermediate_size", "shared_expert_intermediate_size", "expert_intermediate_size", "moe_ffn_hidden_size"): 32,
+    ("num_experts", "num_local_experts", "n_routed_experts", "moe_num_experts"): 4,
+    ("vocab_size",): VOCAB,
+    ("max_position_embeddings", "n_positions", "n_ctx", "max_seq_len", "seq_length"): 64,
+    ("kv_lora_rank", "q_lora_rank"): 16,
+    ("qk_rope_head_dim", "qk_nope_head_dim", "rotary_dim", "rotary_emb_dim"): 8,
+    ("v_head_dim",): D_HEAD,
+    ("first_k_dense_replace",): 1,
+    ("sliding_window", "window_size", "attention_window_size"): 4,
+    ("n_group", "topk_group"): 1,
+}
+_AT_MOST = {"num_experts_per_tok": 2, "moe_topk": 2, "num_experts_per_token": 2, "moe_k": 2, "n_shared_experts": 1}
+_TOKEN_IDS = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
+
+# model type -> settings its config's validation needs beyond the generic shrink
+EXTRA: dict[str, dict] = {}
+
+
+def tiny_config(model_type: str, attn_implementation: str = "eager"):
+    """The default config of ``model_type``, shrunk; raises what the config class raises when it refuses."""
+    from transformers import CONFIG_MAPPING
+
+    cls = CONFIG_MAPPING[model_type]
+    default = cls()
+    fields = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set(vars(default))
+    n_default = getattr(default, "num_hidden_layers", None)
+    settings: dict = {}
+    for names, value in _SMALL.items():
+        for name in names:
+            if name in fields and _is_int(getattr(default, name, None)):
+                settings[name] = value
+    for name in ("num_key_value_heads", "n_kv_heads", "num_kv_heads", "multi_query_group_num"):
+        heads = getattr(default, "num_attention_heads", None)
+        kv = getattr(default, name, None)
+        if name in fields and _is_int(kv):  # grouped-query attention stays grouped, multi-head stays multi-head
+            settings[name] = HEADS // 2 if _is_int(heads) and kv < heads else HEADS
+    for name, value in _AT_MOST.items():
+        if name in fields and _is_int(getattr(default, name, None)):
+            settings[name] = min(getattr(default, name), value)
+    for name, value in _TOKEN_IDS.items():
+        current = getattr(default, name, None)
+        if name in fields and _is_int(current) and current >= VOCAB:
+            settings[name] = value
+    for name in fields:
+        current = getattr(default, name, None)
+        if isinstance(current, list) and n_default and len(current) == n_default and name not in settings:
+            settings[name] = _per_layer(current)
+    settings.update(EXTRA.get(model_type, {}))
+    config = cls(**settings)
+    config._attn_implementation = attn_implementation
+    return config
+
+
+def _per_layer(values: list) -> list:
+    """A per-layer list for ``N_LAYERS`` layers: its distinct entries in order of first use, repeated."""
+    distinct = list(dict.fromkeys(v if not isinstance(v, (list, dict)) else repr(v) for v in values))
+    chosen = [values[[v if not isinstance(v, (list, dict)) else repr(v) for v in values].index(d)] for d in distinct]
+    return [chosen[i % len(chosen)] for i in range(N_LAYERS)]
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
