@@ -10,10 +10,12 @@ arrives twice adds nothing (job.store_output).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
 import pickle
+import sys
 from contextlib import contextmanager
 from typing import Callable
 
@@ -24,15 +26,14 @@ from lmxray.engines.model_ref import ModelRef
 from lmxray.errors import LmxrayError
 
 INSTALL_FIX = "pip install 'lmxray[ray]'"
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": the node's address is 127.0.0.1 (ray_constants.py)
 RAY_LOGGERS = ("ray", "ray.data")  # their INFO and WARNING lines (progress, token auth) are not the CLI's output
 
 
 def check_ray() -> None:
-    """Refuse ``--engine ray`` at once when Ray is not installed."""
-    try:
-        import ray.data  # noqa: F401
-    except ImportError:
-        raise LmxrayError("--engine ray needs Ray, which is not installed", INSTALL_FIX) from None
+    """Refuse ``--engine ray`` at once when Ray is not installed (without importing it: see connect)."""
+    if importlib.util.find_spec("ray") is None:
+        raise LmxrayError("--engine ray needs Ray, which is not installed", INSTALL_FIX)
 
 
 class RayEngine:
@@ -57,10 +58,10 @@ class RayEngine:
         return self.model.card(self.gpus)
 
     def run(self, job: Job, model, items: list[Item], batch_size: int, keep: Callable[[Output], None]) -> None:
+        started = connect(self.address)
         import ray
 
         with quiet_ray():
-            started = connect(self.address)
             try:
                 workers = self.workers or default_workers(ray.cluster_resources(), self.gpus, self.cpus)
                 rows = [{"id": it.id, "item": pickle.dumps(it, protocol=pickle.HIGHEST_PROTOCOL)} for it in items]
@@ -114,31 +115,53 @@ def decode(row: dict, want: dict) -> Output:
 
 
 def connect(address: str | None) -> bool:
-    """Join the cluster at ``address``, or start a one-machine cluster bound to loopback when it is None; False when
-    this process is connected already (then it stays so), else True: the caller shuts the connection down."""
-    import ray
+    """Join the cluster at ``address``, or start a one-machine cluster on loopback when it is None; False when this
+    process is connected already (then it stays so), else True: the caller shuts the connection down."""
+    with loopback(address is None):
+        import ray
+        import ray.data
 
-    if ray.is_initialized():
-        return False
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False
-    context.print_on_execution_start = False
-    options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
-    try:
-        if address is None:
-            ray.init(num_cpus=os.cpu_count(), _node_ip_address="127.0.0.1", **options)
-        else:
-            ray.init(address=address, **options)
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise LmxrayError(f"cannot reach the Ray cluster at {address or 'this machine'} ({reason})",
-                          "start it with `ray start --head` and pass its address to --address") from None
+        if ray.is_initialized():
+            return False
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        context.print_on_execution_start = False
+        options = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+        try:
+            with quiet_ray():
+                if address is None:
+                    ray.init(num_cpus=os.cpu_count(), _node_ip_address="127.0.0.1", **options)
+                else:
+                    ray.init(address=address, **options)
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise LmxrayError(f"cannot reach the Ray cluster at {address or 'this machine'} ({reason})",
+                              "start it with `ray start --head` and pass its address to --address") from None
     return True
 
 
 @contextmanager
+def loopback(local: bool):
+    """For a one-machine cluster, Ray's own switch (read when Ray is first imported, and by the processes it
+    starts) that binds every Ray server to 127.0.0.1 instead of the machine's address; restored afterwards."""
+    if not local or "ray" in sys.modules:
+        yield
+        return
+    before = os.environ.get(LOOPBACK_ENV)
+    os.environ[LOOPBACK_ENV] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[LOOPBACK_ENV]
+        else:
+            os.environ[LOOPBACK_ENV] = before
+
+
+@contextmanager
 def quiet_ray():
-    """Ray's own log lines at ERROR and above only, for the duration; the levels are restored afterwards."""
+    """Ray's own log lines at ERROR and above only, for the duration; the levels are restored afterwards.
+    Used after Ray is imported, as importing ray.data sets its loggers' levels."""
     loggers = [logging.getLogger(name) for name in RAY_LOGGERS]
     levels = [log.level for log in loggers]
     for log in loggers:

@@ -7,6 +7,7 @@ A problem is one LmxrayError naming the file and the line (JSONL, CSV) or row (P
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,16 +92,20 @@ def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[Where, dict]]:
 
 
 def _csv_rows(path: Path, text: str, required: tuple[str, ...]) -> Iterator[tuple[Where, dict]]:
-    reader = csv.DictReader(text.splitlines())
-    if reader.fieldnames is None:
+    """Rows under a header row; a quoted cell may span lines (the row is named by its first line)."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if header is None:
         return
-    for row in reader:
-        if None in row:
-            raise LmxrayError(f"{path}:{reader.line_num}: more cells than header columns",
-                              "quote cells that contain commas")
-        if not any((v or "").strip() for v in row.values()):
+    end = reader.line_num
+    for cells in reader:
+        start, end = end + 1, reader.line_num
+        if not any(c.strip() for c in cells):
             continue
-        yield Where(path, reader.line_num), {k: v for k, v in row.items() if v != "" or k in required}
+        if len(cells) > len(header):
+            raise LmxrayError(f"{path}:{start}: more cells than header columns", "quote cells that contain commas")
+        row = dict(zip(header, cells + [None] * (len(header) - len(cells))))  # a short row's cells are missing
+        yield Where(path, start), {k: v for k, v in row.items() if v != "" or k in required}
 
 
 def _parquet_rows(path: Path) -> Iterator[tuple[Where, dict]]:
