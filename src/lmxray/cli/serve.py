@@ -17,7 +17,7 @@ from lmxray.errors import LmxrayError
 def serve(
     model: Optional[list[str]] = typer.Option(None, "--model", "-m", help="A model the server may load (repeatable): "
                                               "built-in alias, .gguf file, HF directory, cached hub id or "
-                                              "random:SPEC. Default: builtin. Models load on first use."),
+                                              "random:SPEC. Default: smollm2 (built in). Models load on first use."),
     runs: Path = typer.Option(Path("runs"), "--runs", help="The runs folder: the run store lives in it, and its "
                               "sweep and profile run folders can be browsed."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind. Any other than loopback needs a token, "
@@ -36,11 +36,11 @@ def serve(
     import uvicorn
 
     from lmxray.server import ServeConfig, create_app
-    from lmxray.server.config import is_loopback, new_token
+    from lmxray.server.config import DEFAULT_MODELS, is_loopback, new_token
 
     if token is None and not is_loopback(host):
         token = new_token()
-    config = ServeConfig(runs=runs, models=tuple(model or ()) or ("builtin",), host=host, port=port, token=token,
+    config = ServeConfig(runs=runs, models=tuple(model or ()) or DEFAULT_MODELS, host=host, port=port, token=token,
                          device=device, dtype=dtype, max_upload_mb=max_upload_mb, store_mb=store_mb)
     sock = bind(host, port)
     config = dataclasses.replace(config, port=sock.getsockname()[1])

@@ -1,7 +1,7 @@
 """`lmxray serve`: live models and stored runs behind one HTTP API (FastAPI under uvicorn). See docs/server.md.
 
     from lmxray.server import ServeConfig, create_app
-    app = create_app(ServeConfig(runs="runs", models=("builtin",)))
+    app = create_app(ServeConfig(runs="runs", models=("smollm2",)))
 """
 
 from lmxray.server.app import create_app

@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lmxray.errors import LmxrayError
+from lmxray.models.builtin import DEFAULT_MODEL
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
-DEFAULT_MODELS = ("builtin",)
+DEFAULT_MODELS = (DEFAULT_MODEL,)  # the built-in SmolLM2 GGUF
 DEFAULT_UPLOAD_MB = 256
 DEFAULT_STORE_MB = 2048
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
