@@ -15,7 +15,18 @@ export interface Painter {
   /** Many segments in one style: ``xy`` holds x1, y1, x2, y2 per segment (one canvas path, so thousands stay fast). */
   lines(xy: ArrayLike<number>, count: number, color: string, width: number, alpha?: number): void;
   circle(cx: number, cy: number, r: number, fill: string, stroke?: string): void;
+  /** Many filled dots of one radius and ``#rrggbb`` colour: ``xy`` holds x, y per dot. */
+  dots(xy: ArrayLike<number>, count: number, r: number, fill: string): void;
   text(x: number, y: number, s: string, style?: TextStyle): void;
+}
+
+const RASTER_DOTS = 4000; // more dots than this are written as pixels: a path of that many arcs is slow to fill
+
+/** ``#rgb`` or ``#rrggbb`` as [r, g, b]. */
+export function hexRgb(hex: string): [number, number, number] {
+  const h = hex.replace("#", "");
+  const full = h.length === 3 ? [...h].map((ch) => ch + ch).join("") : h;
+  return [0, 2, 4].map((i) => parseInt(full.slice(i, i + 2), 16)) as [number, number, number];
 }
 
 export const FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif";
@@ -61,6 +72,44 @@ export class CanvasPainter implements Painter {
     }
     c.stroke();
     c.globalAlpha = 1;
+  }
+
+  dots(xy: ArrayLike<number>, count: number, r: number, fill: string): void {
+    const c = this.ctx;
+    if (count > RASTER_DOTS) return this.rasterDots(xy, count, r, fill);
+    c.fillStyle = fill;
+    c.beginPath();
+    for (let i = 0; i < count; i++) {
+      c.moveTo(xy[2 * i] + r, xy[2 * i + 1]);
+      c.arc(xy[2 * i], xy[2 * i + 1], r, 0, 2 * Math.PI);
+    }
+    c.fill();
+  }
+
+  /** Tens of thousands of dots as square pixel blocks written into an image, then composited in one draw. */
+  private rasterDots(xy: ArrayLike<number>, count: number, r: number, fill: string): void {
+    const c = this.ctx;
+    const { width, height } = c.canvas;
+    const m = c.getTransform();
+    const image = new ImageData(width, height);
+    const px = new Uint32Array(image.data.buffer);
+    const [red, green, blue] = hexRgb(fill);
+    const value = (255 << 24) | (blue << 16) | (green << 8) | red; // little-endian RGBA
+    const half = Math.max(1, Math.round(r * m.a));
+    for (let i = 0; i < count; i++) {
+      const x = Math.round(m.a * xy[2 * i] + m.e);
+      const y = Math.round(m.d * xy[2 * i + 1] + m.f);
+      for (let yy = Math.max(0, y - half); yy < Math.min(height, y + half); yy++)
+        px.fill(value, yy * width + Math.max(0, x - half), yy * width + Math.min(width, x + half));
+    }
+    const layer = document.createElement("canvas");
+    layer.width = width;
+    layer.height = height;
+    layer.getContext("2d")!.putImageData(image, 0, 0);
+    c.save();
+    c.setTransform(1, 0, 0, 1, 0, 0);
+    c.drawImage(layer, 0, 0);
+    c.restore();
   }
 
   circle(cx: number, cy: number, r: number, fill: string, stroke?: string): void {
@@ -118,6 +167,10 @@ export class SvgPainter implements Painter {
 
   lines(xy: ArrayLike<number>, count: number, color: string, width: number, alpha = 1): void {
     for (let i = 0; i < count; i++) this.line(xy[4 * i], xy[4 * i + 1], xy[4 * i + 2], xy[4 * i + 3], color, width, alpha);
+  }
+
+  dots(xy: ArrayLike<number>, count: number, r: number, fill: string): void {
+    for (let i = 0; i < count; i++) this.circle(xy[2 * i], xy[2 * i + 1], r, fill);
   }
 
   circle(cx: number, cy: number, r: number, fill: string, stroke?: string): void {

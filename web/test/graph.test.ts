@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { attentionGraph, buildGraph, nodeEdges, prune, RESIDUAL, type EdgeInput, type GraphData, type Row } from "../src/graph/model";
-import { drawList, graphLayout, hitNode, pan, zoom } from "../src/graph/layout";
+import { drawList, graphLayout, hitNode, nodeDots, pan, zoom } from "../src/graph/layout";
 
 /** A seeded generator (mulberry32), so every random graph here is the same on every run. */
 function rng(seed: number): () => number {
@@ -131,5 +131,22 @@ describe("graph layout", () => {
     expect(capped.dropped).toBe(zoomed.count - 10);
     const strongest = [...zoomed.weight].sort((a, b) => b - a).slice(0, 10);
     expect([...capped.weight].sort((a, b) => b - a)).toEqual(strongest);
+  });
+});
+
+describe("node dots", () => {
+  it("draws one dot per reached node, or per pixel bin when tokens are narrower than 2 px", () => {
+    const reached = new Uint8Array(2 * 2048);
+    reached.fill(1, 0, 2048); // row 0: every token
+    reached[2048 + 2047] = 1; // row 1: the root only
+    const small = new Uint8Array(2 * 16).fill(1, 0, 16);
+    small[16 + 15] = 1;
+    const wide = nodeDots(small, graphLayout(16, 2, 1000, 400));
+    expect(wide.count).toBe(17);
+    const dense = nodeDots(reached, graphLayout(2048, 2, 1000, 400));
+    expect(dense.count).toBeLessThanOrEqual(Math.ceil(930 / 2) + 2);
+    expect(dense.count).toBeGreaterThan(400);
+    const zoomed = nodeDots(reached, graphLayout(2048, 2, 1000, 400, { t0: 2000, t1: 2048 }));
+    expect(zoomed.count).toBe(48 + 1);
   });
 });

@@ -40,3 +40,11 @@ describe("scales", () => {
     expect(fmt(Number.POSITIVE_INFINITY)).toBe("–");
   });
 });
+
+describe("colours for raster dots", () => {
+  it("reads #rgb and #rrggbb", async () => {
+    const { hexRgb } = await import("../src/paint");
+    expect(hexRgb("#555")).toEqual([85, 85, 85]);
+    expect(hexRgb("#b2182b")).toEqual([178, 24, 43]);
+  });
+});

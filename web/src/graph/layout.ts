@@ -71,55 +71,104 @@ export interface DrawList {
  * The kept edges as screen segments. Edges wholly off-screen are culled; when tokens are narrower than
  * ``minPx`` pixels, edges that share both rows and both end bins are merged into one carrying the largest weight;
  * past ``maxEdges`` only the strongest are kept. Each count is reported so the page can say what it left out.
+ * Linear in the kept edges (``prune`` groups them by the row they enter, so bins are per row).
  */
-export function drawList(g: GraphData, p: Pruned, layout: GraphLayout, maxEdges = 20000, minPx = 2): DrawList {
-  const { x, y, left, right } = layout;
+export function drawList(g: GraphData, p: Pruned, layout: GraphLayout, maxEdges = 4000, minPx = 2): DrawList {
+  const { left, right } = layout;
+  const xOf = tokenXs(layout);
   const tw = tokenWidth(layout);
   const binTokens = tw < minPx ? minPx / tw : 0; // tokens per bin (0: no aggregation)
-  const bins = new Map<number, number>(); // (layer, src bin, dst bin) -> slot
-  const slotEdge: number[] = [];
-  const slotW: number[] = [];
+  const nBins = binTokens ? Math.ceil(layout.tokens / binTokens) + 1 : 0;
+  const bins = new Map<number, number>(); // (row gap, src bin, dst bin) -> slot, for the current upper row
+  const slotEdge = new Int32Array(p.kept.length);
+  const slotW = new Float32Array(p.kept.length);
+  let slots = 0;
   let culled = 0;
   let merged = 0;
-  for (const e of p.kept) {
-    const xs = x(g.src[e] + 0.5);
-    const xd = x(g.dst[e] + 0.5);
-    if (Math.max(xs, xd) < left || Math.min(xs, xd) > right) {
+  let row = -1;
+  for (let i = 0; i < p.kept.length; i++) {
+    const e = p.kept[i];
+    const xs = xOf[g.src[e]];
+    const xd = xOf[g.dst[e]];
+    if ((xs < left && xd < left) || (xs > right && xd > right)) {
       culled++;
       continue;
     }
     const w = g.weight[e];
     if (binTokens > 0) {
-      const key = ((g.dstRow[e] * 1024 + g.srcRow[e]) * 65536 + Math.floor(g.src[e] / binTokens)) * 65536 +
+      if (g.dstRow[e] !== row) {
+        row = g.dstRow[e];
+        bins.clear();
+      }
+      const key = ((g.dstRow[e] - g.srcRow[e]) * nBins + Math.floor(g.src[e] / binTokens)) * nBins +
         Math.floor(g.dst[e] / binTokens);
       const slot = bins.get(key);
       if (slot !== undefined) {
         merged++;
-        if (w > slotW[slot]) [slotW[slot], slotEdge[slot]] = [w, e];
+        if (w > slotW[slot]) {
+          slotW[slot] = w;
+          slotEdge[slot] = e;
+        }
         continue;
       }
-      bins.set(key, slotEdge.length);
+      bins.set(key, slots);
     }
-    slotEdge.push(e);
-    slotW.push(w);
+    slotEdge[slots] = e;
+    slotW[slots++] = w;
   }
-  let order = slotEdge.map((_, i) => i);
-  let dropped = 0;
-  if (order.length > maxEdges) {
-    order.sort((a, b) => slotW[b] - slotW[a]);
-    dropped = order.length - maxEdges;
-    order = order.slice(0, maxEdges);
-  }
-  const count = order.length;
+  const cutoff = slots > maxEdges ? slotW.slice(0, slots).sort()[slots - maxEdges] : -Infinity;
+  let ties = slots > maxEdges ? maxEdges - countAbove(slotW, slots, cutoff) : 0; // slots at the cutoff we may keep
+  const count = Math.min(slots, maxEdges);
   const out: DrawList = { xy: new Float32Array(4 * count), weight: new Float32Array(count), kind: new Uint8Array(count),
-    count, culled, merged, dropped };
-  order.forEach((slot, i) => {
-    const e = slotEdge[slot];
-    out.xy.set([x(g.src[e] + 0.5), y(g.srcRow[e]), x(g.dst[e] + 0.5), y(g.dstRow[e])], 4 * i);
-    out.weight[i] = slotW[slot];
-    out.kind[i] = g.kind[e];
-  });
+    count, culled, merged, dropped: slots - count };
+  const yOf = Float32Array.from({ length: layout.rows }, (_, r) => layout.y(r));
+  for (let s = 0, i = 0; s < slots && i < count; s++) {
+    const w = slotW[s];
+    if (w < cutoff || (w === cutoff && ties-- <= 0)) continue;
+    const e = slotEdge[s];
+    out.xy[4 * i] = xOf[g.src[e]];
+    out.xy[4 * i + 1] = yOf[g.srcRow[e]];
+    out.xy[4 * i + 2] = xOf[g.dst[e]];
+    out.xy[4 * i + 3] = yOf[g.dstRow[e]];
+    out.weight[i] = w;
+    out.kind[i++] = g.kind[e];
+  }
   return out;
+}
+
+function countAbove(w: Float32Array, n: number, cutoff: number): number {
+  let c = 0;
+  for (let i = 0; i < n; i++) if (w[i] > cutoff) c++;
+  return c;
+}
+
+/** Each token's centre x at this zoom. */
+function tokenXs(layout: GraphLayout): Float32Array {
+  return Float32Array.from({ length: layout.tokens }, (_, t) => layout.x(t + 0.5));
+}
+
+/**
+ * Centres of the reached nodes on screen (x, y pairs), one per ``minPx`` pixel column and row when tokens are
+ * narrower than that, so a 2,048-token graph draws at most a few hundred dots per row.
+ */
+export function nodeDots(reached: Uint8Array, layout: GraphLayout, minPx = 2): { xy: Float32Array; count: number } {
+  const T = layout.tokens;
+  const t0 = Math.max(0, Math.floor(layout.view.t0));
+  const t1 = Math.min(T, Math.ceil(layout.view.t1));
+  const xOf = tokenXs(layout);
+  const xy: number[] = [];
+  for (let r = 0; r < layout.rows; r++) {
+    const y = layout.y(r);
+    let lastBin = -Infinity;
+    for (let t = t0; t < t1; t++) {
+      if (!reached[r * T + t]) continue;
+      const bin = Math.floor(xOf[t] / minPx);
+      if (bin === lastBin) continue;
+      lastBin = bin;
+      xy.push(xOf[t], y);
+    }
+  }
+  return { xy: Float32Array.from(xy), count: xy.length / 2 };
 }
 
 /** The node under pixel (``px``, ``py``), if one lies within ``radius`` px of it. */

@@ -2,7 +2,7 @@
 
 import type { Painter } from "../paint";
 import { color, fmt } from "../scale";
-import { tokenWidth, type DrawList, type GraphLayout } from "./layout";
+import { nodeDots, tokenWidth, type DrawList, type GraphLayout } from "./layout";
 import { RESIDUAL, type GraphData, type Pruned } from "./model";
 
 export const WEIGHT_BUCKETS = 12; // edges are batched into this many colour/width steps (one path each)
@@ -49,12 +49,10 @@ export function drawGraph(p: Painter, g: GraphData, pruned: Pruned, layout: Grap
   });
   // reached nodes
   const T = g.tokens.length;
-  const tw = tokenWidth(layout);
-  const r = Math.max(1, Math.min(4, tw / 3));
+  const r = Math.max(1, Math.min(4, tokenWidth(layout) / 3));
   const [t0, t1] = [Math.max(0, Math.floor(layout.view.t0)), Math.min(T, Math.ceil(layout.view.t1))];
-  for (let row = 0; row < layout.rows; row++)
-    for (let t = t0; t < t1; t++)
-      if (pruned.reached[row * T + t]) p.circle(x(t + 0.5), y(row), r, "#555");
+  const dots = nodeDots(pruned.reached, layout);
+  p.dots(dots.xy, dots.count, r, "#555");
   p.circle(x(g.position + 0.5), y(layout.rows - 1), r + 2, "#b2182b", "#fff");
   if (selected) p.circle(x(selected.token + 0.5), y(selected.row), r + 3, "none", "#2166ac");
   drawTokens(p, g, layout, t0, t1);

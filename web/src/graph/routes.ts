@@ -30,8 +30,6 @@ export interface RoutesData {
   edges: RouteEdge[];
 }
 
-const ORDER = { embed: 0, mid: 1, mlp: 2, out: 3 } as const;
-
 /** The rows of an ``n_layers`` model: the embeddings, then per layer mid (sequential models only), mlp, out. */
 export function routeRows(nLayers: number, parallel: boolean): Row[] {
   const rows: Row[] = [{ label: "emb", layer: null, kind: "embed" }];
@@ -45,12 +43,18 @@ export function routeRows(nLayers: number, parallel: boolean): Row[] {
 /** GraphData of a routes view: every edge is already over the view's threshold and reaches its root. */
 export function routesGraph(v: RoutesData): GraphData {
   const rows = routeRows(v.n_layers, v.parallel);
-  const index = new Map(rows.map((r, i) => [`${r.kind}/${r.layer ?? 0}`, i]));
+  const perLayer = v.parallel ? 2 : 3;
   const rowOf = (id: string): [number, number] => {
-    const [kind, layer, position] = id.split("/");
-    const row = index.get(`${kind}/${kind === "embed" ? 0 : layer}`);
-    if (row === undefined || !(kind in ORDER)) throw new Error(`unknown routes node ${id}`);
-    return [row, Number(position)];
+    const a = id.indexOf("/");
+    const b = id.indexOf("/", a + 1);
+    const kind = id.slice(0, a);
+    const layer = Number(id.slice(a + 1, b));
+    const position = Number(id.slice(b + 1));
+    const within = kind === "embed" ? -1 : v.parallel ? { mlp: 0, out: 1 }[kind] : { mid: 0, mlp: 1, out: 2 }[kind];
+    const row = kind === "embed" ? 0 : 1 + perLayer * layer + (within ?? NaN);
+    if (!(row >= 0 && row < rows.length) || !(position >= 0 && position < v.tokens.length))
+      throw new Error(`unknown routes node ${id}`);
+    return [row, position];
   };
   const edges: EdgeInput[] = v.edges.map((e) => {
     const [srcRow, src] = rowOf(e.source);

@@ -8,7 +8,8 @@ import { prune, type GraphData, type Pruned } from "./model";
 import { drawGraph, type Selection } from "./render";
 
 export interface GraphTimings {
-  firstRenderMs: number; // graph built from the data, pruned, laid out and drawn
+  firstRenderMs: number; // graph built from the data, pruned, laid out and drawn (the script's work)
+  firstFrameMs: number; // the same until the browser's next frame (painted); 0 until then
   thresholdMs: number[]; // each threshold change: prune + draw
 }
 
@@ -23,7 +24,7 @@ export interface GraphViewOptions {
 
 export class GraphView {
   readonly element: HTMLElement;
-  readonly timings: GraphTimings = { firstRenderMs: 0, thresholdMs: [] };
+  readonly timings: GraphTimings = { firstRenderMs: 0, firstFrameMs: 0, thresholdMs: [] };
   private readonly canvas: HTMLCanvasElement;
   private readonly slider: HTMLInputElement;
   private readonly readout: HTMLElement;
@@ -58,6 +59,7 @@ export class GraphView {
     new ResizeObserver(() => this.draw()).observe(this.element);
     this.draw();
     this.timings.firstRenderMs = performance.now() - startedAt;
+    requestAnimationFrame(() => (this.timings.firstFrameMs = performance.now() - startedAt));
   }
 
   /** The graph as pruned at the current threshold. */
