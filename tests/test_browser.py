@@ -221,6 +221,30 @@ def test_routes_graph_prunes_as_the_library_does(page, server):
         assert got == expected > 0, f"the page keeps {got} route edges at {threshold}, the library {expected}"
 
 
+def test_head_maps_share_one_scale_and_hover_shows_the_weight(page, server, tmp_path):
+    run = run_prompt(page, server)
+    trace = stored_trace(server, run, tmp_path)
+    layer = trace.layers[1]
+    page.goto(f"{server.url}?view=maps&run={run}&layer={layer}")
+    wait_ready(page)
+    canvas = page.locator(".maps canvas")
+    heads = trace.attention_heads[trace.layers.index(layer)]  # [head, q, k]
+    maps = page.evaluate("window.lmxray.maps && {vmax: window.lmxray.maps.vmax, heads: window.lmxray.maps.heads}")
+    assert maps["heads"] == list(trace.heads), maps
+    assert abs(maps["vmax"] - float(heads.max())) <= 1e-6, f"shared scale {maps['vmax']} vs {heads.max()}"
+    q, k, head = 20, 7, 2
+    box = canvas.bounding_box()
+    point = page.evaluate("([h, q, k]) => window.lmxray.maps.cell(h, q, k)", [head, q, k])  # the page's layout
+    page.mouse.move(box["x"] + point["x"], box["y"] + point["y"])
+    tip = page.locator(".maps .tooltip")
+    tip.wait_for(state="visible")
+    text = tip.inner_text()
+    assert text.startswith(f"head {trace.heads[head]}:") and f"({q}) →" in text and f"({k}) =" in text, text
+    shown = float(text.rsplit("=", 1)[1])
+    ref = float(heads[head, q, k])
+    assert abs(shown - ref) <= DISPLAY_REL_TOL * ref, f"hover shows {shown}, the trace holds {ref}"
+
+
 def test_a_permalink_reopens_the_view(page, server):
     run = run_prompt(page, server)
     link = f"{server.url}?view=graph&run={run}&threshold=0.2"

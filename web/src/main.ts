@@ -12,20 +12,25 @@ import { CanvasPainter } from "./paint";
 import { fmt } from "./scale";
 import { DEFAULT_THRESHOLD, VIEWS, formatState, parseState, withState, type UrlState } from "./state";
 import { tokenLabel } from "./graph/render";
-import { drawMaps, hitCell, mapsLayout, type MapsInput } from "./views/maps";
+import { cellCentre, drawMaps, hitCell, mapsLayout, type MapsInput } from "./views/maps";
 import { drawTable, tableElement, tableSize, type Table } from "./views/table";
 import { convergenceTable, lensTable } from "./views/tables";
 
 declare global {
   interface Window {
-    lmxray: { timings: GraphTimings | null; graph: GraphView | null; ready: boolean };
+    lmxray: {
+      timings: GraphTimings | null;
+      graph: GraphView | null;
+      maps: { vmax: number; heads: (number | null)[]; cell(map: number, q: number, k: number): { x: number; y: number } } | null;
+      ready: boolean;
+    };
   }
 }
 
 const token = new URLSearchParams(location.search).get("token") ?? sessionStorage.getItem("lmxray-token");
 if (token) sessionStorage.setItem("lmxray-token", token);
 const api: Api = new HttpApi(new URL("api/", new URL(".", document.baseURI)), token);
-window.lmxray = { timings: null, graph: null, ready: false };
+window.lmxray = { timings: null, graph: null, maps: null, ready: false };
 
 const ATTENTION_FLOOR = 0.005; // attention edges below this weight are not drawn at any threshold
 const ROUTES_FLOOR = 0.01; // routes are asked for at this threshold; the slider prunes further in the page
@@ -238,6 +243,7 @@ const VIEW_RENDERERS: Record<UrlState["view"], Renderer> = {
       Object.assign(tip.style, { left: `${ev.offsetX + 14}px`, top: `${ev.offsetY + 14}px` });
     };
     canvas.onmouseleave = () => (tip.hidden = true);
+    window.lmxray.maps = { vmax: input.vmax, heads: input.heads, cell: (map, q, k) => cellCentre(lay, map, q, k) };
     return wrap;
   },
 

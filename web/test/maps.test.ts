@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { blockMax, hitCell, mapsLayout, panelOrigin } from "../src/views/maps";
+import { blockMax, cellCentre, hitCell, mapsLayout, panelOrigin } from "../src/views/maps";
 import { bucketize, tokenLabel } from "../src/graph/render";
 import { errorOf } from "../src/api/client";
 
@@ -12,6 +12,8 @@ describe("maps layout", () => {
       expect(hitCell(lay, 4, x0 + 2.5 * lay.cell, y0 + 5.5 * lay.cell)).toEqual({ map: m, q: 5, k: 2 });
     }
     expect(hitCell(lay, 4, 1, 1)).toBeNull();
+    const c = cellCentre(lay, 3, 6, 1);
+    expect(hitCell(lay, 4, c.x, c.y)).toEqual({ map: 3, q: 6, k: 1 });
   });
 
   it("bins long prompts and shows each block's peak", () => {

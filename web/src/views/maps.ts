@@ -46,6 +46,12 @@ export function panelOrigin(lay: MapsLayout, i: number): [number, number] {
   return [col * (lay.panel + lay.label + lay.gap) + lay.label, 40 + row * (lay.panel + lay.label + lay.title + lay.gap) + lay.title + lay.label];
 }
 
+/** The centre of map ``i``'s cell holding (``q``, ``k``), in the drawing's pixels (the inverse of ``hitCell``). */
+export function cellCentre(lay: MapsLayout, i: number, q: number, k: number): { x: number; y: number } {
+  const [x0, y0] = panelOrigin(lay, i);
+  return { x: x0 + (Math.floor(k / lay.bin) + 0.5) * lay.cell, y: y0 + (Math.floor(q / lay.bin) + 0.5) * lay.cell };
+}
+
 /** The map and (binned) cell under pixel (``px``, ``py``), or null. */
 export function hitCell(lay: MapsLayout, nMaps: number, px: number, py: number): { map: number; q: number; k: number } | null {
   for (let i = 0; i < nMaps; i++) {
