@@ -195,3 +195,27 @@ def test_a_capture_that_does_not_fit_is_413(client, spec, monkeypatch):
 
     monkeypatch.setattr(budget, "free_bytes", lambda device: (1024, None))
     assert_user_error(client.post("/api/runs", json={"model": spec, "prompt": "Too big for 1 KiB"}), 413, "memory")
+
+
+def test_open_runs_never_answer_for_a_run_the_store_dropped(client, spec):
+    rid = traced(client, spec, "Held open in memory")["run"]["run_id"]
+    assert client.get(f"/api/runs/{rid}/summary").status_code == 200
+    assert rid in state(client).open_runs._open
+    state(client).store.delete(rid)  # as another process or the store's eviction would
+    assert_user_error(client.get(f"/api/runs/{rid}/summary"), 404, "no run")
+    assert rid not in state(client).open_runs._open
+
+
+def test_open_runs_are_bounded(client, spec):
+    from lmxray.server.open_runs import OpenRuns
+
+    store = state(client).store
+    held = OpenRuns(store, max_runs=2)
+    ids = [traced(client, spec, f"Bounded {i}")["run"]["run_id"] for i in range(3)]
+    for rid in ids:
+        assert held.get(rid) is not None
+    assert list(held._open) == ids[1:]
+    small = OpenRuns(store, max_bytes=max(store.record(rid).bytes for rid in ids))  # room for one of them
+    for rid in ids:
+        small.get(rid)
+    assert list(small._open) == ids[2:]

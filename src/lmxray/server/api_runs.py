@@ -41,7 +41,7 @@ def capture_plan(options: PlanOptions) -> CapturePlan:
 
 def stored_trace(state: ServerState, run_id: str) -> Trace:
     """The trace of a stored run; 404 for an unknown (or evicted) run id."""
-    trace = state.store.try_open(run_id) if RUN_ID.fullmatch(run_id) else None
+    trace = state.open_runs.get(run_id) if RUN_ID.fullmatch(run_id) else None
     if trace is None:
         raise NotFound(f"no run {run_id!r} in the store",
                        "list the runs with GET /api/runs; an evicted run is traced again by POST /api/runs")
@@ -67,8 +67,9 @@ def trace(body: TraceRequest, state: State) -> Response:
     record = state.store.get(state.store.key(loaded.model_id, body.prompt, plan, body.position))
     hit = record is not None
     if not hit:
-        record, _, hit = loaded.worker.run(
+        record, made, hit = loaded.worker.run(
             lambda: trace_cached(state.store, loaded.model, body.prompt, plan, position=body.position))
+        state.open_runs.keep(record, made)  # its views are usually asked for next
     return json_response({"run": record.to_dict(), "hit": hit})
 
 
@@ -88,6 +89,7 @@ def get_run(run_id: RunId, state: State) -> Response:
 @router.delete("/runs/{run_id}", status_code=204, responses=ERRORS)
 def delete_run(run_id: RunId, state: State) -> Response:
     stored_record(state, run_id)
+    state.open_runs.forget(run_id)
     try:
         state.store.delete(run_id)
     except LmxrayError:  # deleted by another request meanwhile

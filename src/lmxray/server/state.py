@@ -7,6 +7,7 @@ from fastapi import Request
 from lmxray.server.config import ServeConfig
 from lmxray.server.devices import Workers
 from lmxray.server.jobs import Jobs
+from lmxray.server.open_runs import OpenRuns
 from lmxray.server.registry import Registry
 from lmxray.store import TraceStore
 
@@ -20,6 +21,7 @@ class ServerState:
         self.workers = Workers()
         self.registry = Registry(config.models, config.device, config.dtype, self.workers)
         self.store = TraceStore(config.runs, max_bytes=config.store_bytes)
+        self.open_runs = OpenRuns(self.store)
         self.jobs = Jobs()
 
     def close(self) -> None:
