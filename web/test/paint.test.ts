@@ -25,8 +25,9 @@ describe("SVG export", () => {
 });
 
 const summary: TraceSummary = {
-  model: { name: "tiny", n_layers: 2, n_heads: 4, architecture: "llama", source: "hf-dir" },
-  prompt: "ab", tokens: ["a", "b"], token_ids: [1, 2], position: 1, predicted_token: 3, predicted_text: "c",
+  model: { name: "tiny", n_layers: 2, n_heads: 4, architecture: "llama", source: "hf-dir", sha256: null, n_kv_heads: 2,
+    d_model: 32, vocab_size: 98, dtype: "float32" },
+  expected_attention: {}, out: null, prompt: "ab", tokens: ["a", "b"], token_ids: [1, 2], position: 1, predicted_token: 3, predicted_text: "c",
   confidence: 0.5, top_k: [], summary: null, note: null,
   convergence: [{ position: 0, token: "a", mass: 6, share: 0.75, status: "" },
     { position: 1, token: "b", mass: 2, share: 0.25, status: "" }],
