@@ -87,6 +87,18 @@ def test_job_progress_streams_over_http(live, tiny_dir):
         assert len(client.get(f"/api/jobs/{job['id']}").json()["result"]["steps"]) == 3
 
 
+def test_the_listening_socket_sends_small_answers_at_once():
+    """TCP_NODELAY on the listening socket (accepted ones inherit it): without it each answer on a keep-alive
+    connection waited ~40 ms for the client's delayed ACK (measured: 52 ms -> 8 ms for /api/health)."""
+    import socket
+
+    sock = bind("127.0.0.1", 0)
+    try:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        sock.close()
+
+
 def test_the_printed_url():
     assert public_url("127.0.0.1", 8765, None) == "http://127.0.0.1:8765/"
     assert public_url("0.0.0.0", 80, "abc") == "http://127.0.0.1:80/?token=abc"
