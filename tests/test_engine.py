@@ -116,6 +116,9 @@ def test_engine_errors_on_the_command_line(capsys, tiny_dir, tmp_path, monkeypat
                       out_file=out)
     assert_user_error(capsys, ["batch", pairs, "--model", tiny_dir, "--out", out, "--device-map", "everywhere"],
                       "--device-map", out_file=out)
+    missing = torch.cuda.device_count()  # one GPU index past the last this machine has
+    assert_user_error(capsys, ["sweep", pairs, "--model", tiny_dir, "--out", out, "--device-map",
+                               json.dumps({"": missing})], f"on {missing}", "cpu, disk", out_file=out)
     import lmxray.engines.ray_engine as ray_engine
 
     monkeypatch.setattr(ray_engine.importlib.util, "find_spec", lambda name: None)

@@ -4,6 +4,7 @@ runs in one worker: each block runs where its weights are, and capture sees the 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 import weakref
@@ -39,6 +40,22 @@ def check_accelerate() -> None:
         raise LmxrayError("--device-map needs the accelerate package, which is not installed", INSTALL_FIX) from None
 
 
+def check_devices(device_map: dict) -> None:
+    """Every device of a map is "cpu", "disk", or a GPU this process sees (an index or "cuda:N")."""
+    import torch
+
+    gpus = torch.cuda.device_count()
+    for module, device in device_map.items():
+        if device in ("cpu", "disk"):
+            continue
+        match = re.fullmatch(r"cuda:(\d+)", device) if isinstance(device, str) else None
+        index = device if isinstance(device, int) else (int(match.group(1)) if match else None)
+        if index is None or not 0 <= index < gpus:
+            have = f"GPU 0..{gpus - 1}" if gpus else "no GPU"
+            raise LmxrayError(f"--device-map puts {module or 'the model'} on {device!r}, and this process has {have}",
+                              f"map modules to cpu, disk{' or a GPU index' if gpus else ''}")
+
+
 def spread(model, device_map: str | dict):
     """Dispatch ``model``'s weights by ``device_map`` (a strategy spreads the blocks over the visible GPUs, whole
     blocks only); modules mapped to "disk" are read from a temporary folder removed with the model."""
@@ -52,6 +69,7 @@ def spread(model, device_map: str | dict):
         balanced = None if device_map == "sequential" else get_balanced_memory(
             hf, no_split_module_classes=[block], dtype=hf.dtype, low_zero=device_map == "balanced_low_0")
         device_map = infer_auto_device_map(hf, max_memory=balanced, no_split_module_classes=[block], dtype=hf.dtype)
+    check_devices(device_map)
     offload = None
     if "disk" in device_map.values():
         offload = tempfile.mkdtemp(prefix="lmxray-offload-")
@@ -62,5 +80,4 @@ def spread(model, device_map: str | dict):
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise LmxrayError(f"cannot place the model by --device-map ({reason})",
                           "map every module to a GPU index, cpu or disk, or pass --device-map auto") from None
-    hf.hf_device_map = device_map
     return model
