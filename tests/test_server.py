@@ -219,3 +219,16 @@ def test_open_runs_are_bounded(client, spec):
     for rid in ids:
         small.get(rid)
     assert list(small._open) == ids[2:]
+
+
+@pytest.mark.builtin
+def test_the_builtin_model_is_served_by_default(tmp_path):
+    prompt = "The capital of France is"
+    with serving(tmp_path, []) as c:
+        assert [m["spec"] for m in c.get("/api/models").json()["models"]] == ["smollm2"]
+        run = c.post("/api/runs", json={"model": "smollm2", "prompt": prompt}).json()["run"]
+        summary = c.get(f"/api/runs/{run['run_id']}/summary").json()
+    fresh = trace_view(lmxray.load("smollm2").trace(prompt)).to_dict()
+    assert summary["predicted_text"] == fresh["predicted_text"] == " Paris"
+    drift = max(abs(a["prob"] - b["prob"]) for a, b in zip(summary["top_k"], fresh["top_k"]))
+    assert drift <= FP32_TOL, f"top-k probabilities drift by {drift:.3g} from a fresh trace (> {FP32_TOL})"
