@@ -34,17 +34,6 @@ export function color(value: number, vmax: number): string {
   return `rgb(${r},${g},${b})`;
 }
 
-/** About ``count`` round tick values covering ``[lo, hi]`` (steps of 1, 2 or 5 times a power of ten). */
-export function ticks(lo: number, hi: number, count: number): number[] {
-  if (!(hi > lo) || count < 1) return [lo];
-  const raw = (hi - lo) / count;
-  const power = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw) ?? 10 * power;
-  const out: number[] = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
-  return out;
-}
-
 /** A value formatted for a label or a tooltip: 3 significant digits, exponent form for tiny ones. */
 export function fmt(value: number | null | undefined): string {
   if (value === null || value === undefined || !Number.isFinite(value)) return "–";

@@ -5,7 +5,6 @@ import { routeRows, routesGraph, type RoutesData } from "../src/graph/routes";
 // A two-token, one-layer sequential model's routes, in RoutesView.to_dict()'s shape.
 const view: RoutesData = {
   tokens: ["a", "b"], position: 1, threshold: 0.1, parallel: false, n_layers: 1, root: "out/0/1",
-  nodes: [],
   edges: [
     { source: "embed/0/0", target: "mid/0/1", kind: "attn", layer: 0, importance: 0.4, heads: [0.3, 0.1] },
     { source: "embed/0/1", target: "mid/0/1", kind: "residual", layer: 0, importance: 0.6, heads: null },

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { color, fmt, linear, rampRgb, ticks } from "../src/scale";
+import { color, fmt, linear, rampRgb } from "../src/scale";
 
 describe("scales", () => {
   it("maps linearly both ways", () => {
@@ -23,12 +23,6 @@ describe("scales", () => {
   it("puts one value at one colour on a shared scale", () => {
     expect(color(0.5, 1)).toBe(color(1, 2));
     expect(color(3, 0)).toBe("rgb(255,255,255)");
-  });
-
-  it("gives round ticks covering the range", () => {
-    expect(ticks(0, 1, 5)).toEqual([0, 0.2, 0.4, 0.6, 0.8, 1]);
-    expect(ticks(0, 30, 3)).toEqual([0, 10, 20, 30]);
-    expect(ticks(2, 2, 4)).toEqual([2]);
   });
 
   it("formats 3 significant digits, tiny values in exponent form, missing as a dash", () => {

@@ -19,7 +19,6 @@ export const PER_HEAD_MAX_CHARS = 600;
 export const ROUTES = {
   models: () => "models",
   runs: () => "runs",
-  run: (run: string) => `runs/${enc(run)}`,
   summary: (run: string) => `runs/${enc(run)}/summary`,
   lens: (run: string, position: number) => `runs/${enc(run)}/lens?position=${position}`,
   map: (run: string, layer: number, head?: number) =>

@@ -9,12 +9,10 @@ type Schemas = components["schemas"];
 
 export type TraceSummary = Schemas["TraceSummaryOut"]; // TraceView
 export type LensView = Schemas["LensView"];
-export type LensRow = Schemas["LensRow"];
 export type MapView = Schemas["MapOut"]; // MapView
 export type HeadMapsView = Schemas["HeadMapsOut"]; // HeadMapsView
 export type RunRecord = Schemas["RunRecord"];
 export type ModelEntry = Schemas["ModelOut"];
-export type ErrorBody = Schemas["ErrorOut"];
 
 /** A server job with its result typed as the view that kind of job returns (the schema leaves it open). */
 export type Job<T> = Omit<Schemas["JobOut"], "result"> & { result: T | null };

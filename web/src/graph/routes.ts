@@ -2,13 +2,6 @@
 
 import { buildGraph, KIND_CODES, type EdgeInput, type GraphData, type Row } from "./model";
 
-export interface RouteNode {
-  id: string; // KIND/LAYER/POSITION
-  layer: number;
-  position: number;
-  kind: "embed" | "mid" | "mlp" | "out";
-}
-
 export interface RouteEdge {
   source: string;
   target: string;
@@ -26,7 +19,6 @@ export interface RoutesData {
   parallel: boolean; // parallel-residual models have no ``mid`` row
   n_layers: number;
   root: string;
-  nodes: RouteNode[];
   edges: RouteEdge[];
 }
 

@@ -10,7 +10,6 @@ import { drawGraph, type Selection } from "./render";
 export interface GraphTimings {
   firstRenderMs: number; // graph built from the data, pruned, laid out and drawn (the script's work)
   firstFrameMs: number; // the same until the browser's next frame (painted); 0 until then
-  thresholdMs: number[]; // each threshold change: prune + draw
 }
 
 export interface GraphViewOptions {
@@ -24,7 +23,7 @@ export interface GraphViewOptions {
 
 export class GraphView {
   readonly element: HTMLElement;
-  readonly timings: GraphTimings = { firstRenderMs: 0, firstFrameMs: 0, thresholdMs: [] };
+  readonly timings: GraphTimings = { firstRenderMs: 0, firstFrameMs: 0 };
   private readonly canvas: HTMLCanvasElement;
   private readonly slider: HTMLInputElement;
   private readonly readout: HTMLElement;
@@ -67,13 +66,11 @@ export class GraphView {
     return this.pruned;
   }
 
-  /** Prune again at ``t`` and redraw; the time it took is kept in ``timings``. */
+  /** Prune again at ``t`` and redraw. */
   setThreshold(t: number): void {
-    const start = performance.now();
     this.pruned = prune(this.g, t);
     this.slider.value = String(t);
     this.draw();
-    this.timings.thresholdMs.push(performance.now() - start);
   }
 
   /** Where node (``row``, ``token``) is in page coordinates (for tests and keyboard focus). */
