@@ -76,15 +76,16 @@ def test_a_repeat_is_a_hit_that_runs_no_forward_pass(client, spec):
 def test_run_views_equal_the_library_on_the_stored_trace(client, spec, tiny_dir):
     run = traced(client, spec, per_head=True)["run"]
     rid, trace = run["run_id"], stored(client, run["run_id"])
-    fresh = lmxray.load(str(tiny_dir)).trace(PROMPT, plan=lmxray.CapturePlan(per_head=True))
+    model = lmxray.load(str(tiny_dir))
+    fresh = model.trace(PROMPT, plan=lmxray.CapturePlan(per_head=True))
     drift = float(np.abs(fresh.attention - trace.attention).max())
     assert drift <= FP32_TOL, f"stored trace drifts from a fresh one by {drift:.3g} (> {FP32_TOL})"
     assert run["prompt"] == PROMPT and run["n_tokens"] == trace.n_tokens
 
     checks = [(f"/api/runs/{rid}/summary", TraceSummaryOut, trace_view(trace, strict=False).to_dict()),
               (f"/api/runs/{rid}/convergence", ConvergenceView, convergence_view(trace).to_dict()),
-              (f"/api/runs/{rid}/lens", LensView, lens_view(trace, -1).to_dict()),
-              (f"/api/runs/{rid}/lens?position=-1", LensView, lens_view(trace, -1).to_dict()),
+              (f"/api/runs/{rid}/lens", LensView, lens_view(trace, -1, model.token_text).to_dict()),
+              (f"/api/runs/{rid}/lens?position=-1", LensView, lens_view(trace, -1, model.token_text).to_dict()),
               (f"/api/runs/{rid}/top-k", TopKOut, {"position": trace.position,
                                                    "top_k": [s.__dict__ for s in trace.top_k]}),
               (f"/api/runs/{rid}", RunRecord, run)]

@@ -117,8 +117,11 @@ def top_k(run_id: RunId, state: State) -> Response:
 
 @router.get("/runs/{run_id}/lens", response_model=LensView, responses=ERRORS)
 def lens(run_id: RunId, state: State, position: int = Query(-1, ge=-MAX_INDEX, le=MAX_INDEX)) -> Response:
-    """The logit lens at ``position``: per layer the top-k and the final prediction's rank and probability."""
-    return json_response(lens_view(stored_trace(state, run_id), position).to_dict())
+    """The logit lens at ``position``: per layer the top-k and the final prediction's rank and probability. Tokens the
+    trace knows only by id are named when the run's model is loaded."""
+    trace = stored_trace(state, run_id)
+    decode = state.registry.decoder(stored_record(state, run_id).model_id)
+    return json_response(lens_view(trace, position, decode).to_dict())
 
 
 @router.get("/runs/{run_id}/maps/{layer}", response_model=MapOut,

@@ -70,6 +70,14 @@ class Registry:
             raise NotFound(f"model {spec!r} is not served here", f"use one of: {served} (see GET /api/models)")
         return self._entries[spec]
 
+    def decoder(self, model_id: str):
+        """``token_text`` of a loaded model whose weights have this identity (to name tokens a stored run only
+        knows by id), or None when no such model is loaded. Decoding only reads the tokenizer."""
+        for entry in self.entries():
+            if entry.loaded is not None and entry.loaded.model_id == model_id:
+                return entry.loaded.model.token_text
+        return None
+
     def get(self, spec: str) -> Loaded:
         """The loaded model of ``spec``, loading it on its worker first if needed (a failed load raises its error)."""
         entry = self.entry(spec)
