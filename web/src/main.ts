@@ -33,6 +33,7 @@ const api: Api = new HttpApi(new URL("api/", new URL(".", document.baseURI)), to
 window.lmxray = { timings: null, graph: null, maps: null, ready: false };
 
 const ATTENTION_FLOOR = 0.005; // attention edges below this weight are not drawn at any threshold
+const ATTENTION_GRAPH_MAX_TOKENS = 512; // past this the graph's default edges are routes (sparse, pruned by the server)
 const ROUTES_FLOOR = 0.01; // routes are asked for at this threshold; the slider prunes further in the page
 
 let state: UrlState = parseState(location.search);
@@ -166,7 +167,11 @@ type Renderer = (run: string, s: TraceSummary, stale: () => boolean) => Promise<
 const VIEW_RENDERERS: Record<UrlState["view"], Renderer> = {
   async graph(run, s, stale) {
     const position = Math.min(state.position ?? s.position, s.tokens.length - 1);
-    const source = state.source ?? "attention";
+    const long = s.tokens.length > ATTENTION_GRAPH_MAX_TOKENS;
+    const source = state.source ?? (long ? "routes" : "attention");
+    if (source === "attention" && long)
+      throw new ApiError(0, `the attention graph of ${s.tokens.length} tokens would load every layer's full map ` +
+        `(${s.model.n_layers} × ${s.tokens.length}² weights)`, "use the routes graph: source=routes in the URL");
     const loaded = source === "routes" ? await routesOf(s, position) : await attentionOf(run, s, position);
     if (stale()) return null;
     const started = performance.now();
@@ -176,7 +181,7 @@ const VIEW_RENDERERS: Record<UrlState["view"], Renderer> = {
     pick.name = "source";
     pick.append(new Option("edges: attention weights", "attention", false, source === "attention"),
       new Option("edges: information-flow routes", "routes", false, source === "routes"));
-    pick.onchange = () => navigate({ source: pick.value === "routes" ? "routes" : undefined });
+    pick.onchange = () => navigate({ source: pick.value === "routes" ? "routes" : "attention" });
     const view: GraphView = new GraphView(g, {
       threshold: Math.max(loaded.floor, state.threshold ?? DEFAULT_THRESHOLD),
       floor: loaded.floor,
@@ -227,7 +232,8 @@ const VIEW_RENDERERS: Record<UrlState["view"], Renderer> = {
     for (let l = 0; l < s.model.n_layers; l++) pick.append(new Option(`layer ${l}`, String(l), false, l === layer));
     pick.onchange = () => navigate({ layer: Number(pick.value) });
     const width = Math.max(320, main.clientWidth || 900);
-    const lay = mapsLayout(input.values.length, input.tokens.length, width);
+    const longest = Math.max(...input.tokens.map((t) => tokenLabel(t, 10).length));
+    const lay = mapsLayout(input.values.length, input.tokens.length, width, undefined, longest);
     const draw: Draw = (p) => drawMaps(p, input, lay);
     controls.append(exportButtons(`lmxray-maps-${run}-L${layer}`, () => ({ draw, width: lay.width, height: lay.height })));
     if (note) wrap.append(el("p", note, "muted"));

@@ -25,12 +25,15 @@ export interface MapsLayout {
   title: number;
 }
 
-/** A grid of maps fitting ``width``: square panels, at most ``maxCells`` cells per axis (longer prompts binned). */
-export function mapsLayout(nMaps: number, nTokens: number, width: number, maxCells = 256): MapsLayout {
+/**
+ * A grid of maps fitting ``width``: square panels, at most ``maxCells`` cells per axis (longer prompts binned),
+ * room for token labels of up to ``labelChars`` characters when the prompt is short enough to label.
+ */
+export function mapsLayout(nMaps: number, nTokens: number, width: number, maxCells = 256, labelChars = 10): MapsLayout {
   const bin = Math.max(1, Math.ceil(nTokens / maxCells));
   const cells = Math.ceil(nTokens / bin);
   const columns = Math.max(1, Math.min(nMaps, Math.floor(width / 260) || 1));
-  const label = cells <= 64 ? 70 : 24;
+  const label = cells <= 64 ? Math.min(70, 12 + 6 * Math.min(10, labelChars)) : 24; // ~6 px per 10-px character
   const gap = 18;
   const title = 20;
   const panel = Math.max(cells, Math.floor((width - columns * (label + gap)) / columns));
