@@ -25,9 +25,9 @@ NO_FIX = "lmxray traces decoder-only models whose attention goes through transfo
          "(see docs/architectures.md, or run: lmxray models --support)"
 _MODALITIES = ("vision", "audio", "image", "speech", "video")
 _POST_MLP_NORMS = ("post_feedforward", "post_mlp", "post_ffn", "post_moe")
-# spec field -> the config attribute transformers' causal-LM heads read for it, in every family that has it
-_LOGIT_ATTRS = {"logit_softcap_attr": "final_logit_softcapping", "logit_scale_attr": "logit_scale",
-                "logit_divisor_attr": "logits_scaling"}
+# config attribute transformers' causal-LM heads read -> the spec field it fills, in every family that has it
+_LOGIT_ATTRS = {"final_logit_softcapping": "logit_softcap_attr", "logits_soft_cap": "logit_softcap_attr",
+                "logit_scale": "logit_scale_attr", "logits_scaling": "logit_divisor_attr"}
 
 
 def scope_problem(config) -> str | None:
@@ -41,10 +41,11 @@ def scope_problem(config) -> str | None:
     if kind in auto.MODEL_FOR_MULTIMODAL_LM_MAPPING_NAMES or kind in auto.MODEL_FOR_TEXT_TO_WAVEFORM_MAPPING_NAMES \
             or others:
         return "a multimodal model (its language model reads other inputs too)"
-    if getattr(config, "is_encoder_decoder", False) or kind in auto.MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES \
-            or kind in auto.MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES:
-        return "an encoder-decoder model (its decoder cross-attends to an encoder)"
     fields = {f.name for f in dataclasses.fields(config)} if dataclasses.is_dataclass(config) else set()
+    cross = "is_decoder" in fields and any("cross_attention" in name for name in fields - {"add_cross_attention"})
+    if getattr(config, "is_encoder_decoder", False) or kind in auto.MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES \
+            or kind in auto.MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES or cross:
+        return "an encoder-decoder model (its decoder cross-attends to an encoder)"
     if kind in auto.MODEL_FOR_MASKED_LM_MAPPING_NAMES or kind in auto.MODEL_FOR_MULTIPLE_CHOICE_MAPPING_NAMES \
             or {"is_decoder", "add_cross_attention"} <= fields:
         return "an encoder family (bidirectional attention; its causal-LM head is a decoder flag on an encoder)"
@@ -96,7 +97,7 @@ def discover(hf_model, attn_implementation: str) -> ArchSpec:
         family=kind, model_types=(kind,), layers=layers_path, final_norm=_final_norm(hf_model, layers_path),
         final_proj=_final_proj(hf_model, layers_path, unembed), unembed=unembed, attention=attention, attn_contribution=attn_out, mlp_contribution=mlp_out,
         mlp_down=mlp_down, attention_layers=None if len(attending) == n_layers else tuple(attending), inspected=True,
-        **{field: attr for field, attr in _LOGIT_ATTRS.items() if getattr(text, attr, None)},
+        **{field: attr for attr, field in _LOGIT_ATTRS.items() if getattr(text, attr, None)},
     )
 
 

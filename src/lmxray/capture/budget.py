@@ -30,9 +30,9 @@ def buffer_bytes(config, plan: CapturePlan, *, batch: int, seq_len: int, kept_ro
     text = config.get_text_config() if hasattr(config, "get_text_config") else config
     d_model = text.hidden_size
     n_heads = text.num_attention_heads
-    n_kv = getattr(text, "num_key_value_heads", None) or n_heads
-    d_head = getattr(text, "head_dim", None) or d_model // n_heads
-    d_mlp = getattr(text, "intermediate_size", None) or getattr(text, "n_inner", None) or 4 * d_model
+    n_kv = global_value(text, "num_key_value_heads") or n_heads
+    d_head = global_value(text, "head_dim") or d_model // n_heads
+    d_mlp = global_value(text, "intermediate_size") or global_value(text, "n_inner") or 4 * d_model
     kept = (lambda width: width) if plan.n_values is None else (lambda width: min(plan.n_values, width))
     sizes = {"layer": n_layers, "embedding_layer": 1, "q_pos": kept_rows, "k_pos": seq_len, "pos": seq_len,
              "head": n_heads_kept, "model_head": n_heads, "kv_head": n_kv, "model_values": kept(d_model),
@@ -48,6 +48,16 @@ def buffer_bytes(config, plan: CapturePlan, *, batch: int, seq_len: int, kept_ro
         "logit-lens residuals": batch * n_layers * seq_len * d_model * lens_itemsize if plan.lens else 0,
         "component summaries": sum(n for name, n in fields.items() if name.startswith("components.")),
     }
+
+
+def global_value(config, name: str):
+    """A config attribute, or None when the config lacks it or it varies per layer (transformers then refuses to
+    give one value; the recorder checks each layer's real shapes)."""
+    try:
+        value = getattr(config, name, None)
+    except Exception:  # transformers' AmbiguousGlobalPerLayerAttributeError
+        return None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def free_bytes(device: torch.device) -> tuple[int | None, int | None]:

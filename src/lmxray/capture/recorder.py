@@ -46,7 +46,9 @@ class Recorder:
         self.blocks = [blocks[i] for i in layers]
         self._slot = {id(get_path(b, spec.attention)): i for i, b in enumerate(self.blocks)}
         self._called: set[int] = set()  # slots whose attention went through the attention function
-        n_heads = self.n_heads = hf_model.config.get_text_config().num_attention_heads
+        text = hf_model.config.get_text_config()
+        n_heads = self.n_heads = text.num_attention_heads
+        self.d_model, self._head_shape = text.hidden_size, None
         self._full_heads = heads == list(range(n_heads))
         rows = seq_len if self.dense else kept.shape[1]
         shape = (len(layers), batch)
@@ -81,6 +83,12 @@ class Recorder:
         if query.shape[1] != self.n_heads:
             raise LmxrayError(f"layer {layer} has {query.shape[1]} attention heads where the config says "
                               f"{self.n_heads}", "lmxray records models with one head count; trace another model")
+        shape = (key.shape[1], query.shape[-1], key.shape[-1])  # key/value heads, query and key widths
+        self._head_shape = self._head_shape or shape
+        if shape != self._head_shape:
+            raise LmxrayError(f"layer {layer} has {shape[0]} key/value heads of width {shape[2]} where layer "
+                              f"{self.layers[0]} has {self._head_shape[0]} of width {self._head_shape[2]}",
+                              "lmxray records models whose layers share one head shape; trace another model")
 
     def one_pass(self, q_len: int) -> bool:
         """Whether probabilities of every row should make the output (see attention.py)."""
@@ -185,6 +193,10 @@ class Recorder:
     def _output_hook(self, name: str, slot: int):
         def hook(module, args, output):
             hidden = output[0] if isinstance(output, tuple) else output  # [batch, pos, d_model]
+            if name == "residual" and hidden.shape != (self.batch, self.seq_len, self.d_model):
+                raise LmxrayError(f"layer {self.layers[slot]} outputs a {list(hidden.shape)} tensor, not one residual "
+                                  f"vector of {self.d_model} per token (several residual streams?)",
+                                  "capture attention only: CapturePlan(components=(), lens=False)")
             if name in self.plan.components:
                 self._store(name, slot, hidden)
             if name == "residual" and self.plan.lens:

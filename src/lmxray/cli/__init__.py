@@ -12,7 +12,8 @@ import sys
 
 import typer
 
-from lmxray.cli import core  # noqa: F401  (registers trace, compare, models)
+from lmxray.cli import core  # noqa: F401  (registers trace, compare)
+from lmxray.cli import models  # noqa: F401  (registers models)
 from lmxray.cli import convert  # noqa: F401  (registers convert)
 from lmxray.cli import flow  # noqa: F401  (registers flow)
 from lmxray.cli import heads, logits  # noqa: F401  (registers heads, logits, lens)

@@ -1,4 +1,4 @@
-"""Core commands: trace a prompt, compare two traces, list models."""
+"""Core commands: trace a prompt, compare two traces."""
 
 from __future__ import annotations
 
@@ -86,17 +86,3 @@ def compare(
         out.print_json(data=view.to_dict())
     else:
         render_text.print_compare(out, view)
-
-
-@app.command()
-def models(as_json: bool = typer.Option(False, "--json", help="Print JSON.")):
-    """List built-in model aliases, supported architectures and the cache location."""
-    from lmxray.adapters import ADAPTERS
-    from lmxray.models.builtin import BUILTINS, is_installed
-    from lmxray.models.gguf_cache import cache_dir
-
-    data = render_text.models_data(BUILTINS, is_installed, ADAPTERS, cache_dir())
-    if as_json:
-        out.print_json(data=data)
-    else:
-        render_text.print_models(out, data)

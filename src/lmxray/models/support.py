@@ -27,6 +27,7 @@ FLOW_TOL = 1e-4  # flow: |sum over sources - true residual| / |true residual|, a
 MAX_PARAMS = 5_000_000  # a shrunk config larger than this is not built (some types ignore the shrink)
 PROMPT = "the tiny cat sat on a mat, and then"  # 36 bytes + BOS: longer than the shrunk sliding windows
 SEED = 0
+NO_ATTENTION = "it has no attention"  # how the refusal of a state-space or recurrent model begins
 
 
 @dataclass
@@ -79,7 +80,7 @@ def support_matrix(types: Iterable[str] | None = None,
     unknown = sorted(set(wanted) - set(causal_lm_types()))
     if unknown:
         raise LmxrayError(f"unknown causal-LM model type(s): {', '.join(unknown)}",
-                          "run lmxray models --support without --type to list them all", params=("types",))
+                          "name model types of the installed transformers (the full matrix lists them all)")
     level, threads = hf_logging.get_verbosity(), torch.get_num_threads()
     hf_logging.set_verbosity_error()
     torch.set_num_threads(1)  # tiny matmuls: one thread is many times faster than a contended pool
@@ -97,20 +98,37 @@ def support_matrix(types: Iterable[str] | None = None,
 
 
 def summary(rows: list[Support]) -> dict:
-    """The counts the docs quote: decoder-only types, how many trace and flow exactly, out of scope by reason."""
+    """The counts the docs quote: decoder-only types, those with attention, how many trace and flow exactly, and
+    the types out of scope by reason. ``trace_share`` is over the decoder-only types that have attention."""
     decoder = [r for r in rows if r.status != "out of scope"]
+    no_attention = sum(1 for r in decoder if r.status == "refused" and r.reason.startswith(NO_ATTENTION))
     scope: dict[str, int] = {}
     for r in rows:
         if r.status == "out of scope":
             scope[r.reason] = scope.get(r.reason, 0) + 1
     traced = sum(1 for r in decoder if r.trace)
+    with_attention = len(decoder) - no_attention
     return {
-        "causal_lm_types": len(rows), "decoder_only_types": len(decoder), "trace_exact": traced,
-        "trace_share": round(traced / len(decoder), 4) if decoder else 0.0,
+        "causal_lm_types": len(rows), "decoder_only_types": len(decoder), "without_attention": no_attention,
+        "with_attention": with_attention, "trace_exact": traced,
+        "trace_share": round(traced / with_attention, 4) if with_attention else 0.0,
         "refused": sum(1 for r in decoder if r.status == "refused"),
         "failed": sum(1 for r in decoder if r.status == "failed"),
         "flow_exact": sum(1 for r in decoder if r.flow), "out_of_scope": scope,
     }
+
+
+def markdown(rows: list[Support]) -> str:
+    """The counts (a JSON block) and one table row per type, as docs/architectures.md shows them."""
+    import json
+
+    mark = {True: "exact", False: "no", None: "-"}
+    lines = ["```json", json.dumps(summary(rows), indent=1), "```", "",
+             "| model type | status | spec | trace | flow | reason |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        reason = (r.reason or "").replace("|", "\\|")
+        lines.append(f"| {r.model_type} | {r.status} | {r.spec or '-'} | {mark[r.trace]} | {mark[r.flow]} | {reason} |")
+    return "\n".join(lines) + "\n"
 
 
 def check_type(model_type: str) -> Support:

@@ -36,9 +36,24 @@ _SMALL: dict[tuple[str, ...], int] = {
 }
 _AT_MOST = {"num_experts_per_tok": 2, "moe_topk": 2, "num_experts_per_token": 2, "moe_k": 2, "n_shared_experts": 1}
 _TOKEN_IDS = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
+_EVEN_WHEN_UNSET = ("head_dim",)  # None means "hidden / heads" in some configs and breaks others once shrunk
 
-# model type -> settings its config's validation needs beyond the generic shrink
-EXTRA: dict[str, dict] = {}
+_HYBRID = ["linear_attention", "full_attention"]
+# model type -> settings its config or model needs beyond the generic shrink (each found by building it)
+EXTRA: dict[str, dict] = {
+    "bamba": {"attn_layer_indices": [1]},  # hybrids: one attention layer among the two
+    "jamba": {"attn_layer_period": 2, "attn_layer_offset": 1, "expert_layer_period": 2, "expert_layer_offset": 1},
+    "granitemoehybrid": {"layer_types": _HYBRID, "mamba_n_heads": 8, "mamba_d_head": 16, "mamba_d_state": 16},
+    "nemotron_h": {"layers_block_type": _HYBRID, "mamba_num_heads": 8, "mamba_head_dim": 16},
+    "lfm2_moe": {"layer_types": ["conv", "full_attention"]},
+    "deepseek_v2": {"num_experts_per_tok": 2, "n_shared_experts": 1},  # experts on, but no count picked
+    "dots1": {"n_routed_experts": 4, "num_experts_per_tok": 2, "n_shared_experts": 1},
+    "mamba2": {"num_heads": 8},  # hidden * expand == heads * head_dim
+    "gpt_neo": {"attention_types": [[["global", "local"], 1]]},
+    "recurrent_gemma": {"block_types": ["recurrent", "attention"]},
+    "dbrx": {"attn_config": {"kv_n_heads": 2, "rope_theta": 10000.0, "clip_qkv": 8.0}},  # the default lacks rope_theta
+    "cohere_compass_text": {"rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": 10000.0}}},
+}
 
 
 def tiny_config(model_type: str, attn_implementation: str = "eager"):
@@ -46,34 +61,51 @@ def tiny_config(model_type: str, attn_implementation: str = "eager"):
     from transformers import CONFIG_MAPPING
 
     cls = CONFIG_MAPPING[model_type]
-    default = cls()
-    fields = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set(vars(default))
-    n_default = getattr(default, "num_hidden_layers", None)
-    settings: dict = {}
-    for names, value in _SMALL.items():
-        for name in names:
-            if name in fields and _is_int(getattr(default, name, None)):
-                settings[name] = value
-    for name in ("num_key_value_heads", "n_kv_heads", "num_kv_heads", "multi_query_group_num"):
-        heads = getattr(default, "num_attention_heads", None)
-        kv = getattr(default, name, None)
-        if name in fields and _is_int(kv):  # grouped-query attention stays grouped, multi-head stays multi-head
-            settings[name] = HEADS // 2 if _is_int(heads) and kv < heads else HEADS
-    for name, value in _AT_MOST.items():
-        if name in fields and _is_int(getattr(default, name, None)):
-            settings[name] = min(getattr(default, name), value)
-    for name, value in _TOKEN_IDS.items():
-        current = getattr(default, name, None)
-        if name in fields and _is_int(current) and current >= VOCAB:
-            settings[name] = value
-    for name in fields:
-        current = getattr(default, name, None)
-        if isinstance(current, list) and n_default and len(current) == n_default and name not in settings:
-            settings[name] = _per_layer(current)
-    settings.update(EXTRA.get(model_type, {}))
+    settings = {**_shrunk(cls, cls()), **EXTRA.get(model_type, {})}
     config = cls(**settings)
     config._attn_implementation = attn_implementation
     return config
+
+
+def _shrunk(cls, default) -> dict:
+    """The settings that shrink one config (sub-configs, such as DBRX's ffn_config, shrunk the same way)."""
+    fields = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set(vars(default))
+    values = {name: _value(default, name) for name in fields}
+    n_default = values.get("num_hidden_layers")
+    small = {name: value for names, value in _SMALL.items() for name in names}
+    settings: dict = {}
+    for names, value in _SMALL.items():
+        for name in names:
+            current = values.get(name)
+            if name in fields and (_is_int(current) or (current is None and name in _EVEN_WHEN_UNSET)):
+                settings[name] = value
+    for name in ("num_key_value_heads", "n_kv_heads", "num_kv_heads", "multi_query_group_num", "kv_n_heads"):
+        heads, kv = values.get("num_attention_heads"), values.get(name)
+        if name in fields and (_is_int(kv) or (kv is None and name == "num_key_value_heads")):
+            # grouped-query attention stays grouped, multi-head stays multi-head
+            settings[name] = HEADS // 2 if _is_int(kv) and _is_int(heads) and kv < heads else HEADS
+    for name, value in _AT_MOST.items():
+        if name in fields and _is_int(values.get(name)):
+            settings[name] = min(values[name], value)
+    for name, value in _TOKEN_IDS.items():
+        current = values.get(name)
+        if name in fields and _is_int(current) and current >= VOCAB:
+            settings[name] = value
+    for name in fields:
+        current = values[name]
+        if isinstance(current, list) and n_default and len(current) == n_default and name not in settings:
+            settings[name] = [small[name]] * N_LAYERS if name in small else _per_layer(current)
+        elif hasattr(current, "to_dict") and name not in settings:
+            settings[name] = type(current)(**_shrunk(type(current), current))
+    return settings
+
+
+def _value(config, name: str):
+    """A config field as stored (a config that varies per layer refuses to answer some attributes globally)."""
+    try:
+        return getattr(config, name, None)
+    except Exception:  # e.g. transformers' AmbiguousGlobalPerLayerAttributeError
+        return vars(config).get(name)
 
 
 def _per_layer(values: list) -> list:
