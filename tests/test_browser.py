@@ -169,7 +169,9 @@ def test_page_loads_offline_with_its_prompt_bar(page, server):
     page.goto(server.url)
     wait_ready(page)
     assert page.title() == "lmxray explorer"
-    assert page.locator("select[name=model] option").all_inner_texts() == [server.model]
+    page.wait_for_selector("select[name=model] option", state="attached")
+    specs = page.eval_on_selector_all("select[name=model] option", "options => options.map(o => o.value)")
+    assert specs == [server.model], specs
     scripts = page.eval_on_selector_all("script[src], link[href]", "els => els.map(e => e.src || e.href)")
     assert scripts and all(urlparse(s).hostname in LOOPBACK or s.startswith("data:") for s in scripts), scripts
 
