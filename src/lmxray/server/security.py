@@ -61,16 +61,8 @@ class Guard:
                     raise PayloadTooLarge(limit)
             return message
 
-        send_with_cookie = send
-        if self.config.token and _query_token(scope) is not None:  # a ?token= visit: remember it in a cookie
-            cookie = (f"{COOKIE}={self.config.token}; Path=/; HttpOnly; SameSite=Strict").encode("latin-1")
-
-            async def send_with_cookie(message):
-                if message["type"] == "http.response.start":
-                    message = {**message, "headers": [*message.get("headers", ()), (b"set-cookie", cookie)]}
-                await send(message)
-
-        await self.app(scope, counted, send_with_cookie)
+        visit = self.config.token and _query_token(scope) is not None  # a ?token= visit: remember it in a cookie
+        await self.app(scope, counted, _setting_cookie(send, self.config.token) if visit else send)
 
     def _refusal(self, scope, headers: dict) -> tuple[int, str, str] | None:
         """(status, error, fix) when the request may not go through, else None."""
@@ -88,6 +80,18 @@ class Guard:
         if not secrets.compare_digest(given.encode(), token.encode()):
             return 401, "the token is wrong", "use the token `lmxray serve` printed at start"
         return None
+
+
+def _setting_cookie(send, token: str):
+    """``send`` with the token's cookie added to the response's headers (HttpOnly: page scripts never see it)."""
+    cookie = f"{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict".encode("latin-1")
+
+    async def send_with_cookie(message):
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", ()), (b"set-cookie", cookie)]}
+        await send(message)
+
+    return send_with_cookie
 
 
 def _too_large_fix(limit: int) -> str:
