@@ -153,7 +153,8 @@ export interface paths {
         };
         /**
          * Lens
-         * @description The logit lens at ``position``: per layer the top-k and the final prediction's rank and probability.
+         * @description The logit lens at ``position``: per layer the top-k and the final prediction's rank and probability. Tokens the
+         *     trace knows only by id are named when the run's model is loaded.
          */
         get: operations["lens_api_runs__run_id__lens_get"];
         put?: never;
