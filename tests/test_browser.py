@@ -7,6 +7,7 @@ Screenshots land in tests/artifacts/browser/ (gitignored).
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -280,3 +281,48 @@ def test_export_gives_png_and_svg(page, server, tmp_path):
             assert b"http" not in data.replace(b'xmlns="http://www.w3.org/2000/svg"', b""), "the SVG references a URL"
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             (ARTIFACTS / "graph.svg").write_bytes(data)
+
+
+def post_trace(server, prompt: str) -> str:
+    """Trace ``prompt`` through the API the page uses (same plan); the stored run's id."""
+    body = json.dumps({"model": server.model, "prompt": prompt, "plan": {"per_head": True, "lens_all": True}}).encode()
+    req = urllib.request.Request(f"{server.url}api/runs", data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=WAIT_MS / 1000) as r:
+        return json.load(r)["run"]["run_id"]
+
+
+def shown_rows(page, selector: str) -> list[list[str]]:
+    return page.eval_on_selector_all(f"{selector} tbody tr",
+                                     "rows => rows.map(r => [...r.cells].map(c => c.textContent))")
+
+
+def close(shown: str, ref: float) -> bool:
+    return abs(float(shown) - ref) <= DISPLAY_REL_TOL * abs(ref) + 1e-12
+
+
+def test_compare_shows_the_librarys_per_layer_divergence(page, server, tmp_path):
+    from lmxray.views import compare_view
+
+    a = run_prompt(page, server)
+    b = post_trace(server, "The dog ran in the park. The cat")
+    page.goto(f"{server.url}?view=compare&run={a}&vs={b}&align=end")
+    wait_ready(page)
+    page.wait_for_selector("canvas[aria-label='per-layer divergence']")
+    ref = compare_view(stored_trace(server, a, tmp_path), stored_trace(server, b, tmp_path), a, b, "end")
+    rows = shown_rows(page, ".compare .layers")
+    assert len(rows) == len(ref.layers) > 0, f"the page shows {len(rows)} layers, the library {len(ref.layers)}"
+    for cells, r in zip(rows, ref.layers, strict=True):
+        assert cells[0] == f"L{r.layer}"
+        for text, value in zip(cells[1:], (r.js_bits, r.first_share_a, r.first_share_b, r.entropy_norm_a,
+                                           r.entropy_norm_b), strict=True):
+            assert close(text, value), f"layer {r.layer}: the page shows {text}, the library {value}"
+    assert f"peak L{ref.peak_layer}" in page.inner_text(".compare .layers")
+    metrics = shown_rows(page, ".compare .metrics")
+    assert [m[0] for m in metrics] == [m.metric for m in ref.metrics]
+    page.reload()  # the permalink reopens the same comparison
+    wait_ready(page)
+    assert shown_rows(page, ".compare .layers") == rows
+    assert page.eval_on_selector("select[name=align]", "s => s.value") == "end"
+    with page.expect_download() as info:
+        page.click(".compare .controls button[data-export=svg]")
+    assert Path(info.value.path()).read_bytes().startswith(b"<?xml")

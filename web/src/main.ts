@@ -15,6 +15,7 @@ import { tokenLabel } from "./graph/render";
 import { cellCentre, drawMaps, hitCell, mapsLayout, type MapsInput } from "./views/maps";
 import { drawTable, tableElement, tableSize, type Table } from "./views/table";
 import { convergenceTable, lensTable } from "./views/tables";
+import { chartLayout, drawChart, layerTable, metricsTable } from "./views/compare";
 
 declare global {
   interface Window {
@@ -266,6 +267,37 @@ const VIEW_RENDERERS: Record<UrlState["view"], Renderer> = {
 
   async convergence(run, s) {
     return tableView(el("div"), convergenceTable(s), `lmxray-convergence-${run}`);
+  },
+
+  async compare(run, _s, stale) {
+    const runs = await cached("runs", () => api.runs());
+    const wrap = el("div", undefined, "compare");
+    const controls = wrap.appendChild(el("div", undefined, "controls"));
+    const pick = controls.appendChild(el("select"));
+    pick.name = "vs";
+    pick.append(new Option("compare with…", ""));
+    for (const r of runs.filter((r) => r.run_id !== run).slice(0, 30))
+      pick.append(new Option(`${r.model_name}: ${r.prompt.slice(0, 60)}`, r.run_id, false, r.run_id === state.vs));
+    pick.onchange = () => pick.value && navigate({ vs: pick.value });
+    const align = controls.appendChild(el("select"));
+    align.name = "align";
+    for (const a of ["start", "end"]) align.append(new Option(`aligned at the ${a}`, a, false, a === (state.align ?? "start")));
+    align.onchange = () => navigate({ align: align.value === "end" ? "end" : undefined });
+    if (!state.vs) {
+      wrap.append(el("p", "Pick a second run to compare with this one.", "muted"));
+      return wrap;
+    }
+    const vs = state.vs;
+    const v = await cached(`compare:${run}:${vs}:${state.align ?? "start"}`, () => api.compare(run, vs, state.align ?? "start"));
+    if (stale()) return null;
+    const lay = chartLayout(v.layers, Math.min(900, Math.max(360, main.clientWidth || 900)));
+    const draw: Draw = (p) => drawChart(p, v.layers, lay);
+    controls.append(exportButtons(`lmxray-compare-${run}-${vs}`, () => ({ draw, width: lay.width, height: lay.height })));
+    const chart = wrap.appendChild(canvasOf(draw, lay.width, lay.height));
+    chart.setAttribute("aria-label", "per-layer divergence");
+    tableView(wrap.appendChild(el("div", undefined, "layers")), layerTable(v), `lmxray-compare-layers-${run}-${vs}`);
+    tableView(wrap.appendChild(el("div", undefined, "metrics")), metricsTable(v), `lmxray-compare-metrics-${run}-${vs}`);
+    return wrap;
   },
 };
 

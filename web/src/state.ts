@@ -1,9 +1,11 @@
 /** URL state: what the page shows, kept in the query string so any view reopens from its permalink. */
 
-export const VIEWS = ["graph", "maps", "lens", "convergence"] as const;
+export const VIEWS = ["graph", "maps", "lens", "convergence", "compare"] as const;
 export type ViewName = (typeof VIEWS)[number];
 export const SOURCES = ["attention", "routes"] as const; // what the graph's edges are
 export type Source = (typeof SOURCES)[number];
+export const ALIGNS = ["start", "end"] as const; // how compare lines up two prompts of different lengths
+export type Align = (typeof ALIGNS)[number];
 
 export interface UrlState {
   view: ViewName;
@@ -15,11 +17,13 @@ export interface UrlState {
   head?: number; // attention head; absent = summed over heads
   threshold?: number; // graph pruning threshold in (0, 1]
   source?: Source; // graph edges: attention weights (default) or information-flow routes
+  vs?: string; // compare: the other run's id (``run`` is side A)
+  align?: Align; // compare: align the two prompts at their start (default) or end
 }
 
 export const DEFAULT_THRESHOLD = 0.04;
 
-const KEYS = ["view", "model", "prompt", "run", "position", "layer", "head", "threshold", "source"] as const;
+const KEYS = ["view", "model", "prompt", "run", "position", "layer", "head", "threshold", "source", "vs", "align"] as const;
 
 function nonNegativeInt(text: string | null): number | undefined {
   if (text === null || !/^\d{1,9}$/.test(text)) return undefined;
@@ -36,12 +40,15 @@ function text(value: string | null): string | undefined {
   return value === null || value === "" ? undefined : value;
 }
 
+function oneOf<T extends string>(allowed: readonly T[], value: string | null): T | undefined {
+  return (allowed as readonly string[]).includes(value ?? "") ? (value as T) : undefined;
+}
+
 /** The state a query string names; values that are malformed or out of range are dropped, not guessed. */
 export function parseState(search: string): UrlState {
   const q = new URLSearchParams(search);
-  const view = q.get("view");
   return {
-    view: (VIEWS as readonly string[]).includes(view ?? "") ? (view as ViewName) : "graph",
+    view: oneOf(VIEWS, q.get("view")) ?? "graph",
     model: text(q.get("model")),
     prompt: text(q.get("prompt")),
     run: text(q.get("run")),
@@ -49,7 +56,9 @@ export function parseState(search: string): UrlState {
     layer: nonNegativeInt(q.get("layer")),
     head: nonNegativeInt(q.get("head")),
     threshold: threshold(q.get("threshold")),
-    source: (SOURCES as readonly string[]).includes(q.get("source") ?? "") ? (q.get("source") as Source) : undefined,
+    source: oneOf(SOURCES, q.get("source")),
+    vs: text(q.get("vs")),
+    align: oneOf(ALIGNS, q.get("align")),
   };
 }
 

@@ -24,6 +24,13 @@ describe("URL state", () => {
     expect(formatState(withState({ view: "lens", head: 3 }, { head: undefined }))).toBe("?view=lens");
   });
 
+  it("names the compared run and the alignment; an unknown alignment is dropped", () => {
+    const url = formatState({ view: "compare", run: "a1", vs: "b2", align: "end" });
+    expect(url).toBe("?view=compare&run=a1&vs=b2&align=end");
+    expect(parseState(url)).toEqual({ view: "compare", run: "a1", vs: "b2", align: "end" });
+    expect(parseState("?view=compare&align=middle").align).toBeUndefined();
+  });
+
   it("keeps unicode and reserved characters in prompts", () => {
     const prompt = "Größe & 東京 = ?#%";
     expect(parseState(formatState({ view: "graph", prompt })).prompt).toBe(prompt);

@@ -1,7 +1,7 @@
 /** The HTTP client of `lmxray serve`'s API: one table of routes, JSON in and out, errors with the server's fix line. */
 
 import type { RoutesData } from "../graph/routes";
-import type { HeadMapsView, Job, LensView, MapView, ModelEntry, RunRecord, TraceSummary } from "./views";
+import type { CompareView, HeadMapsView, Job, LensView, MapView, ModelEntry, RunRecord, TraceSummary } from "./views";
 
 /** A failed request: the server's ``{"error", "fix"}`` body, or what went wrong on the way. */
 export class ApiError extends Error {
@@ -24,6 +24,7 @@ export const ROUTES = {
   map: (run: string, layer: number, head?: number) =>
     `runs/${enc(run)}/maps/${layer}` + (head === undefined ? "" : `?head=${head}`),
   headMaps: (run: string, layer: number) => `runs/${enc(run)}/maps/${layer}/heads`,
+  compare: (a: string, b: string, align: string) => `compare?a=${enc(a)}&b=${enc(b)}&align=${enc(align)}`,
   routes: () => "jobs/routes",
   job: (id: string) => `jobs/${enc(id)}`,
 };
@@ -39,6 +40,7 @@ export interface Api {
   lens(run: string, position: number): Promise<LensView>;
   map(run: string, layer: number, head?: number): Promise<MapView>;
   headMaps(run: string, layer: number): Promise<HeadMapsView>;
+  compare(a: string, b: string, align: string): Promise<CompareView>;
   startRoutes(model: string, prompt: string, position: number, threshold: number): Promise<Job<RoutesData>>;
   job<T>(id: string): Promise<Job<T>>;
 }
@@ -64,6 +66,7 @@ export class HttpApi implements Api {
   lens = (run: string, position: number) => this.get<LensView>(ROUTES.lens(run, position));
   map = (run: string, layer: number, head?: number) => this.get<MapView>(ROUTES.map(run, layer, head));
   headMaps = (run: string, layer: number) => this.get<HeadMapsView>(ROUTES.headMaps(run, layer));
+  compare = (a: string, b: string, align: string) => this.get<CompareView>(ROUTES.compare(a, b, align));
   job = <T>(id: string) => this.get<Job<T>>(ROUTES.job(id));
 
   startRoutes(model: string, prompt: string, position: number, threshold: number): Promise<Job<RoutesData>> {

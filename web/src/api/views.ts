@@ -11,6 +11,7 @@ export type TraceSummary = Schemas["TraceSummaryOut"]; // TraceView
 export type LensView = Schemas["LensView"];
 export type MapView = Schemas["MapOut"]; // MapView
 export type HeadMapsView = Schemas["HeadMapsOut"]; // HeadMapsView
+export type CompareView = Schemas["CompareView"];
 export type RunRecord = Schemas["RunRecord"];
 export type ModelEntry = Schemas["ModelOut"];
 
