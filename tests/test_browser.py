@@ -326,3 +326,27 @@ def test_compare_shows_the_librarys_per_layer_divergence(page, server, tmp_path)
     with page.expect_download() as info:
         page.click(".compare .controls button[data-export=svg]")
     assert Path(info.value.path()).read_bytes().startswith(b"<?xml")
+
+
+def test_logits_view_shows_the_librarys_generation_trace_and_lens(page, server, tmp_path):
+    from lmxray import load
+    from lmxray.probes.generate import logit_trace
+    from lmxray.views import lens_view
+
+    run = run_prompt(page, server)
+    page.goto(f"{server.url}?view=logits&run={run}&steps=4")
+    wait_ready(page)
+    page.wait_for_selector("canvas[aria-label='generation logit trace']")
+    ref = logit_trace(load(server.model, device="cpu"), PROMPT, steps=4)
+    rows = shown_rows(page, ".logits .trace")
+    assert len(rows) == len(ref.steps) == 4, f"the page shows {len(rows)} steps, the library {len(ref.steps)}"
+    for cells, s in zip(rows, ref.steps, strict=True):
+        assert cells[0] == str(s.step) and cells[5] == s.flag, f"step {s.step}: page {cells}, library flag {s.flag}"
+        for text, value in ((cells[2], s.chosen_prob), (cells[3], s.candidates[0].prob), (cells[4], s.entropy)):
+            assert close(text, value), f"step {s.step}: the page shows {text}, the library {value}"
+    trace = stored_trace(server, run, tmp_path)
+    lens = lens_view(trace, trace.position)
+    shown = shown_rows(page, ".logits .lens")
+    assert [r[0] for r in shown] == [f"L{r.layer}" for r in lens.rows]
+    for cells, r in zip(shown, lens.rows, strict=True):
+        assert close(cells[4], r.target_prob), f"lens L{r.layer}: page p(target) {cells[4]}, library {r.target_prob}"

@@ -2,7 +2,7 @@
 
 import "./style.css";
 import { ApiError, HttpApi, finished, type Api } from "./api/client";
-import type { LensView, MapView, TraceSummary } from "./api/views";
+import type { Job, LensView, MapView, TraceSummary } from "./api/views";
 import { nodePanel, showLens } from "./details";
 import { exportButtons, type Draw } from "./export";
 import { attentionGraph, type GraphData } from "./graph/model";
@@ -10,11 +10,12 @@ import { routesGraph } from "./graph/routes";
 import { GraphView, type GraphTimings } from "./graph/view";
 import { CanvasPainter } from "./paint";
 import { fmt } from "./scale";
-import { DEFAULT_THRESHOLD, VIEWS, formatState, parseState, withState, type UrlState } from "./state";
+import { DEFAULT_STEPS, DEFAULT_THRESHOLD, VIEWS, formatState, parseState, withState, type UrlState } from "./state";
 import { tokenLabel } from "./graph/render";
 import { cellCentre, drawMaps, hitCell, mapsLayout, type MapsInput } from "./views/maps";
 import { drawTable, tableElement, tableSize, type Table } from "./views/table";
 import { convergenceTable, lensTable } from "./views/tables";
+import { drawTrace, logitsTable, traceLayout } from "./views/logits";
 import { chartLayout, drawChart, layerTable, metricsTable } from "./views/compare";
 
 declare global {
@@ -126,8 +127,7 @@ async function render(): Promise<void> {
   try {
     if (!state.run && state.prompt) {
       main.replaceChildren(el("p", "Tracing…", "muted"));
-      const model = state.model ?? (await cached("models", () => api.models()))[0]?.spec;
-      if (!model) throw new ApiError(0, "the server serves no model", "start it with lmxray serve --model SPEC");
+      const model = await servedModel();
       const record = await api.trace(model, state.prompt);
       cache.delete("runs");
       if (stale()) return;
@@ -269,6 +269,37 @@ const VIEW_RENDERERS: Record<UrlState["view"], Renderer> = {
     return tableView(el("div"), convergenceTable(s), `lmxray-convergence-${run}`);
   },
 
+  async logits(run, s, stale) {
+    const model = await servedModel();
+    const steps = state.steps ?? DEFAULT_STEPS;
+    const position = Math.min(state.position ?? s.position, s.tokens.length - 1);
+    const lens = cached(`lens:${run}:${position}`, () => api.lens(run, position));
+    const progress = jobProgress("logits");
+    const v = await cached(`logits:${model}:${s.prompt}:${steps}`, async () =>
+      finished(api, await api.startLogits(model, s.prompt, steps), progress));
+    if (stale()) return null;
+    const wrap = el("div", undefined, "logits");
+    const controls = wrap.appendChild(el("div", undefined, "controls"));
+    const pick = controls.appendChild(el("select"));
+    pick.name = "steps";
+    for (const n of new Set([1, 4, 8, 16, 32, 64, steps].sort((a, b) => a - b)))
+      pick.append(new Option(`${n} steps`, String(n), false, n === steps));
+    pick.onchange = () => navigate({ steps: Number(pick.value) });
+    const lay = traceLayout(v, Math.min(900, Math.max(360, main.clientWidth || 900)));
+    const draw: Draw = (p) => drawTrace(p, v, lay);
+    controls.append(exportButtons(`lmxray-logits-${run}-${steps}`, () => ({ draw, width: lay.width, height: lay.height })));
+    wrap.appendChild(canvasOf(draw, lay.width, lay.height)).setAttribute("aria-label", "generation logit trace");
+    tableView(wrap.appendChild(el("div", undefined, "trace")), logitsTable(v), `lmxray-logits-table-${run}-${steps}`);
+    try {
+      const lensView = await lens;
+      tableView(wrap.appendChild(el("div", undefined, "lens")), lensTable(lensView), `lmxray-lens-${run}-${position}`);
+    } catch (e) {
+      if (!(e instanceof ApiError) || e.status >= 500 || e.status === 0) throw e;
+      wrap.append(el("p", `logit lens: ${e.message}`, "muted"));
+    }
+    return stale() ? null : wrap;
+  },
+
   async compare(run, _s, stale) {
     const runs = await cached("runs", () => api.runs());
     const wrap = el("div", undefined, "compare");
@@ -321,21 +352,32 @@ async function attentionOf(run: string, s: TraceSummary, position: number): Prom
 
 /** The routes into ``position`` from a server job (progress shown while it runs), pruned at ROUTES_FLOOR. */
 async function routesOf(s: TraceSummary, position: number): Promise<Loaded> {
-  const model = state.model ?? (await cached("models", () => api.models()))[0]?.spec;
-  if (!model) throw new ApiError(0, "the server serves no model", "start it with lmxray serve --model SPEC");
-  const bar = el("progress");
-  const label = el("span", " starting the routes job…");
-  main.replaceChildren(el("div", undefined, "job"));
-  main.firstElementChild!.append(bar, label);
-  const data = await cached(`routes:${model}:${s.prompt}:${position}`, async () => {
-    const job = await api.startRoutes(model, s.prompt, position, ROUTES_FLOOR);
-    return finished(api, job, (j) => {
-      bar.value = j.progress;
-      label.textContent = ` ${j.message}`;
-    });
-  });
+  const model = await servedModel();
+  const progress = jobProgress("routes");
+  const data = await cached(`routes:${model}:${s.prompt}:${position}`, async () =>
+    finished(api, await api.startRoutes(model, s.prompt, position, ROUTES_FLOOR), progress));
   return { build: () => routesGraph(data), floor: data.threshold,
     note: `routes by ${model}, edge importance as in Ferrando & Voita (2024); pruned at ${fmt(data.threshold)} by the server` };
+}
+
+/** The model new work runs on: the URL's, else the first the server serves. */
+async function servedModel(): Promise<string> {
+  const model = state.model ?? (await cached("models", () => api.models()))[0]?.spec;
+  if (!model) throw new ApiError(0, "the server serves no model", "start it with lmxray serve --model SPEC");
+  return model;
+}
+
+/** A progress bar for a ``kind`` job in the main pane; the callback that moves it. */
+function jobProgress(kind: string): (j: Job<unknown>) => void {
+  const bar = el("progress");
+  const label = el("span", ` starting the ${kind} job…`);
+  const box = el("div", undefined, "job");
+  box.append(bar, label);
+  main.replaceChildren(box);
+  return (j) => {
+    bar.value = j.progress;
+    label.textContent = ` ${j.message}`;
+  };
 }
 
 function tableView(wrap: HTMLElement, t: Table, name: string): HTMLElement {

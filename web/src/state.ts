@@ -1,6 +1,6 @@
 /** URL state: what the page shows, kept in the query string so any view reopens from its permalink. */
 
-export const VIEWS = ["graph", "maps", "lens", "convergence", "compare"] as const;
+export const VIEWS = ["graph", "maps", "lens", "convergence", "compare", "logits"] as const;
 export type ViewName = (typeof VIEWS)[number];
 export const SOURCES = ["attention", "routes"] as const; // what the graph's edges are
 export type Source = (typeof SOURCES)[number];
@@ -19,11 +19,14 @@ export interface UrlState {
   source?: Source; // graph edges: attention weights (default) or information-flow routes
   vs?: string; // compare: the other run's id (``run`` is side A)
   align?: Align; // compare: align the two prompts at their start (default) or end
+  steps?: number; // logits: generation steps (1..1024)
 }
 
 export const DEFAULT_THRESHOLD = 0.04;
+export const DEFAULT_STEPS = 8; // the logits view's generation steps (the server's default)
+export const MAX_STEPS = 1024; // the server's limit
 
-const KEYS = ["view", "model", "prompt", "run", "position", "layer", "head", "threshold", "source", "vs", "align"] as const;
+const KEYS = ["view", "model", "prompt", "run", "position", "layer", "head", "threshold", "source", "vs", "align", "steps"] as const;
 
 function nonNegativeInt(text: string | null): number | undefined {
   if (text === null || !/^\d{1,9}$/.test(text)) return undefined;
@@ -34,6 +37,11 @@ function threshold(text: string | null): number | undefined {
   if (text === null || text.trim() === "") return undefined;
   const value = Number(text);
   return Number.isFinite(value) && value > 0 && value <= 1 ? value : undefined;
+}
+
+function steps(text: string | null): number | undefined {
+  const n = nonNegativeInt(text);
+  return n !== undefined && n >= 1 && n <= MAX_STEPS ? n : undefined;
 }
 
 function text(value: string | null): string | undefined {
@@ -59,6 +67,7 @@ export function parseState(search: string): UrlState {
     source: oneOf(SOURCES, q.get("source")),
     vs: text(q.get("vs")),
     align: oneOf(ALIGNS, q.get("align")),
+    steps: steps(q.get("steps")),
   };
 }
 

@@ -1,6 +1,7 @@
 /** The HTTP client of `lmxray serve`'s API: one table of routes, JSON in and out, errors with the server's fix line. */
 
 import type { RoutesData } from "../graph/routes";
+import type { LogitsData } from "../views/logits";
 import type { CompareView, HeadMapsView, Job, LensView, MapView, ModelEntry, RunRecord, TraceSummary } from "./views";
 
 /** A failed request: the server's ``{"error", "fix"}`` body, or what went wrong on the way. */
@@ -26,6 +27,7 @@ export const ROUTES = {
   headMaps: (run: string, layer: number) => `runs/${enc(run)}/maps/${layer}/heads`,
   compare: (a: string, b: string, align: string) => `compare?a=${enc(a)}&b=${enc(b)}&align=${enc(align)}`,
   routes: () => "jobs/routes",
+  logits: () => "jobs/logits",
   job: (id: string) => `jobs/${enc(id)}`,
 };
 
@@ -42,6 +44,7 @@ export interface Api {
   headMaps(run: string, layer: number): Promise<HeadMapsView>;
   compare(a: string, b: string, align: string): Promise<CompareView>;
   startRoutes(model: string, prompt: string, position: number, threshold: number): Promise<Job<RoutesData>>;
+  startLogits(model: string, prompt: string, steps: number): Promise<Job<LogitsData>>;
   job<T>(id: string): Promise<Job<T>>;
 }
 
@@ -72,6 +75,10 @@ export class HttpApi implements Api {
   startRoutes(model: string, prompt: string, position: number, threshold: number): Promise<Job<RoutesData>> {
     return this.request<Job<RoutesData>>(ROUTES.routes(),
       { method: "POST", body: JSON.stringify({ model, prompt, position, threshold }) });
+  }
+
+  startLogits(model: string, prompt: string, steps: number): Promise<Job<LogitsData>> {
+    return this.request<Job<LogitsData>>(ROUTES.logits(), { method: "POST", body: JSON.stringify({ model, prompt, steps }) });
   }
 
   /** Trace ``prompt`` (a stored run answers without a forward pass) with the lens at every position, so any graph
