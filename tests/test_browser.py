@@ -350,3 +350,28 @@ def test_logits_view_shows_the_librarys_generation_trace_and_lens(page, server, 
     assert [r[0] for r in shown] == [f"L{r.layer}" for r in lens.rows]
     for cells, r in zip(shown, lens.rows, strict=True):
         assert close(cells[4], r.target_prob), f"lens L{r.layer}: page p(target) {cells[4]}, library {r.target_prob}"
+
+
+def test_flow_view_stacks_the_librarys_shares_and_attributes_a_contrast(page, server):
+    from lmxray import load
+    from lmxray.flow import flow
+    from lmxray.views import flow_view
+
+    run = run_prompt(page, server)
+    page.goto(f"{server.url}?view=flow&run={run}&versus=N")
+    wait_ready(page)
+    page.wait_for_selector("canvas[aria-label='flow by source']")
+    ref = flow_view(flow(load(server.model, device="cpu"), PROMPT, versus="N"))
+    drawn = page.evaluate("window.lmxray.flow")
+    for i, layer in enumerate(ref.layers):
+        heights = {s["source"]: s["height"] / drawn["span"] for s in drawn["segments"] if s["layer"] == i}
+        for source, share in enumerate(layer.total_share):
+            got = heights.get(source, 0.0)
+            assert abs(got - max(0.0, share)) <= 1e-4, f"L{layer.layer} source {source}: bar {got}, library {share}"
+    c = ref.contrast
+    assert c is not None and c.b["text"] == "N"
+    assert "logit(“N”)" in page.inner_text(".flow .attribution h3")
+    rows = shown_rows(page, ".flow .attribution")
+    assert len(rows) == len(c.contributions) == len(ref.sources)
+    for cells, value in zip(rows, c.contributions, strict=True):
+        assert close(cells[1], value), f"source {cells[0]}: the page shows {cells[1]}, the library {value}"

@@ -15,6 +15,7 @@ import { tokenLabel } from "./graph/render";
 import { cellCentre, drawMaps, hitCell, mapsLayout, type MapsInput } from "./views/maps";
 import { drawTable, tableElement, tableSize, type Table } from "./views/table";
 import { convergenceTable, lensTable } from "./views/tables";
+import { attributionTable, chosen, drawStack, stackLayout } from "./views/flow";
 import { drawTrace, logitsTable, traceLayout } from "./views/logits";
 import { chartLayout, drawChart, layerTable, metricsTable } from "./views/compare";
 
@@ -23,6 +24,7 @@ declare global {
     lmxray: {
       timings: GraphTimings | null;
       graph: GraphView | null;
+      flow: { segments: { layer: number; source: number; height: number }[]; span: number } | null;
       maps: { vmax: number; heads: (number | null)[]; cell(map: number, q: number, k: number): { x: number; y: number } } | null;
       ready: boolean;
     };
@@ -32,7 +34,7 @@ declare global {
 const token = new URLSearchParams(location.search).get("token") ?? sessionStorage.getItem("lmxray-token");
 if (token) sessionStorage.setItem("lmxray-token", token);
 const api: Api = new HttpApi(new URL("api/", new URL(".", document.baseURI)), token);
-window.lmxray = { timings: null, graph: null, maps: null, ready: false };
+window.lmxray = { timings: null, graph: null, maps: null, flow: null, ready: false };
 
 const ATTENTION_FLOOR = 0.005; // attention edges below this weight are not drawn at any threshold
 const ATTENTION_GRAPH_MAX_TOKENS = 512; // past this the graph's default edges are routes (sparse, pruned by the server)
@@ -298,6 +300,40 @@ const VIEW_RENDERERS: Record<UrlState["view"], Renderer> = {
       wrap.append(el("p", `logit lens: ${e.message}`, "muted"));
     }
     return stale() ? null : wrap;
+  },
+
+  async flow(run, s, stale) {
+    const model = await servedModel();
+    const position = Math.min(state.position ?? s.position, s.tokens.length - 1);
+    const tokens = state.token ? [state.token] : [];
+    const progress = jobProgress("flow");
+    const v = await cached(`flow:${model}:${s.prompt}:${position}:${state.token ?? ""}:${state.versus ?? ""}`, async () =>
+      finished(api, await api.startFlow(model, s.prompt, position, tokens, state.versus), progress));
+    if (stale()) return null;
+    const wrap = el("div", undefined, "flow");
+    const controls = wrap.appendChild(el("form", undefined, "controls"));
+    const pos = controls.appendChild(el("select"));
+    pos.name = "position";
+    s.tokens.forEach((t, i) => pos.append(new Option(`${i}: ${tokenLabel(t)}`, String(i), false, i === position)));
+    const tok = controls.appendChild(el("input"));
+    Object.assign(tok, { name: "token", placeholder: `token (${s.predicted_text})`, value: state.token ?? "", size: 10 });
+    const vs = controls.appendChild(el("input"));
+    Object.assign(vs, { name: "versus", placeholder: "versus token", value: state.versus ?? "", size: 10 });
+    controls.appendChild(el("button", "Attribute")).type = "submit";
+    controls.onsubmit = (ev) => {
+      ev.preventDefault();
+      navigate({ position: Number(pos.value), token: tok.value || undefined, versus: vs.value || undefined });
+    };
+    const lay = stackLayout(v, Math.min(900, Math.max(360, main.clientWidth || 900)));
+    const draw: Draw = (p) => drawStack(p, v, lay);
+    const bar = wrap.appendChild(el("div", undefined, "controls"));
+    bar.append(exportButtons(`lmxray-flow-${run}-${position}`, () => ({ draw, width: lay.width, height: lay.height })));
+    wrap.appendChild(canvasOf(draw, lay.width, lay.height)).setAttribute("aria-label", "flow by source");
+    window.lmxray.flow = { segments: lay.segments, span: lay.bottom - lay.top };
+    const a = chosen(v, state.token);
+    tableView(wrap.appendChild(el("div", undefined, "attribution")), attributionTable(v, a),
+      `lmxray-attribution-${run}-${position}`);
+    return wrap;
   },
 
   async compare(run, _s, stale) {

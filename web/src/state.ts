@@ -1,6 +1,6 @@
 /** URL state: what the page shows, kept in the query string so any view reopens from its permalink. */
 
-export const VIEWS = ["graph", "maps", "lens", "convergence", "compare", "logits"] as const;
+export const VIEWS = ["graph", "maps", "lens", "convergence", "compare", "logits", "flow"] as const;
 export type ViewName = (typeof VIEWS)[number];
 export const SOURCES = ["attention", "routes"] as const; // what the graph's edges are
 export type Source = (typeof SOURCES)[number];
@@ -20,13 +20,16 @@ export interface UrlState {
   vs?: string; // compare: the other run's id (``run`` is side A)
   align?: Align; // compare: align the two prompts at their start (default) or end
   steps?: number; // logits: generation steps (1..1024)
+  token?: string; // flow: the token whose logit is attributed (default: the prediction)
+  versus?: string; // flow: token B of the contrast logit(token) − logit(B)
 }
 
 export const DEFAULT_THRESHOLD = 0.04;
 export const DEFAULT_STEPS = 8; // the logits view's generation steps (the server's default)
 export const MAX_STEPS = 1024; // the server's limit
 
-const KEYS = ["view", "model", "prompt", "run", "position", "layer", "head", "threshold", "source", "vs", "align", "steps"] as const;
+const KEYS = ["view", "model", "prompt", "run", "position", "layer", "head", "threshold", "source", "vs", "align", "steps", "token",
+  "versus"] as const;
 
 function nonNegativeInt(text: string | null): number | undefined {
   if (text === null || !/^\d{1,9}$/.test(text)) return undefined;
@@ -68,6 +71,8 @@ export function parseState(search: string): UrlState {
     vs: text(q.get("vs")),
     align: oneOf(ALIGNS, q.get("align")),
     steps: steps(q.get("steps")),
+    token: q.get("token") || undefined,
+    versus: q.get("versus") || undefined,
   };
 }
 

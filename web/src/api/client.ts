@@ -1,6 +1,7 @@
 /** The HTTP client of `lmxray serve`'s API: one table of routes, JSON in and out, errors with the server's fix line. */
 
 import type { RoutesData } from "../graph/routes";
+import type { FlowData } from "../views/flow";
 import type { LogitsData } from "../views/logits";
 import type { CompareView, HeadMapsView, Job, LensView, MapView, ModelEntry, RunRecord, TraceSummary } from "./views";
 
@@ -28,6 +29,7 @@ export const ROUTES = {
   compare: (a: string, b: string, align: string) => `compare?a=${enc(a)}&b=${enc(b)}&align=${enc(align)}`,
   routes: () => "jobs/routes",
   logits: () => "jobs/logits",
+  flow: () => "jobs/flow",
   job: (id: string) => `jobs/${enc(id)}`,
 };
 
@@ -45,6 +47,7 @@ export interface Api {
   compare(a: string, b: string, align: string): Promise<CompareView>;
   startRoutes(model: string, prompt: string, position: number, threshold: number): Promise<Job<RoutesData>>;
   startLogits(model: string, prompt: string, steps: number): Promise<Job<LogitsData>>;
+  startFlow(model: string, prompt: string, position: number, tokens: string[], versus?: string): Promise<Job<FlowData>>;
   job<T>(id: string): Promise<Job<T>>;
 }
 
@@ -79,6 +82,11 @@ export class HttpApi implements Api {
 
   startLogits(model: string, prompt: string, steps: number): Promise<Job<LogitsData>> {
     return this.request<Job<LogitsData>>(ROUTES.logits(), { method: "POST", body: JSON.stringify({ model, prompt, steps }) });
+  }
+
+  startFlow(model: string, prompt: string, position: number, tokens: string[], versus?: string): Promise<Job<FlowData>> {
+    return this.request<Job<FlowData>>(ROUTES.flow(),
+      { method: "POST", body: JSON.stringify({ model, prompt, position, tokens, versus: versus ?? null }) });
   }
 
   /** Trace ``prompt`` (a stored run answers without a forward pass) with the lens at every position, so any graph
