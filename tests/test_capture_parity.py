@@ -28,7 +28,7 @@ def _drift(a, b) -> float:
     return float(np.max(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))))
 
 
-@pytest.fixture(scope="module", params=sorted(FAMILIES))
+@pytest.fixture(scope="module", params=sorted(FAMILIES) + ["mixtral"])  # one mixture of experts
 def family_models(request):
     """(family, lmxray Model, eager reference model with the same weights)."""
     base = tiny_model(request.param)

@@ -12,7 +12,7 @@ from lmxray.flow.decompose import decompose
 from lmxray.flow.frozen import Frozen
 from lmxray.flow.maps import Affine, LayerMaps
 from lmxray.models.loader import from_hf
-from tiny_models import FAMILIES, BosTokenizer, tiny_model
+from tiny_models import FAMILIES, FLOW_FAMILIES, BosTokenizer, tiny_model
 
 RESID_TOL = 1e-4  # relative error of the sum over sources vs the true residual (fp32), the bound
 LOGIT_TOL = 1e-4  # direct logit attribution sum vs the untraced model's logit (absolute, fp32)
@@ -22,7 +22,7 @@ ROUND_TOL = 1e-6  # relative, values written to JSONL with 7 significant digits
 PROMPT = "hello world, this is a flow"
 
 
-@pytest.fixture(scope="module", params=sorted(FAMILIES))
+@pytest.fixture(scope="module", params=sorted({**FAMILIES, **FLOW_FAMILIES}))
 def family_flow(request):
     model = from_hf(tiny_model(request.param), BosTokenizer(), request.param)
     return request.param, model, flow(model, PROMPT, position=-3, tokens=("x", "!"), block_rows=40)

@@ -40,6 +40,27 @@ FAMILIES = {
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5})),
     "phi3": ("Phi3Config", "Phi3ForCausalLM", dict(**_DECODER, num_key_value_heads=2)),
 }
+_MOE = dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=24)
+# Families whose flow is checked in test_flow (and Mixtral's capture in test_capture_parity); the support matrix
+# (tests/test_support_matrix.py) checks the capture of all of them.
+FLOW_FAMILIES = {
+    "mixtral": ("MixtralConfig", "MixtralForCausalLM", dict(
+        **_DECODER, num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2)),
+    "qwen2_moe": ("Qwen2MoeConfig", "Qwen2MoeForCausalLM", dict(  # layer 1 dense: routed and dense layers mixed
+        **_DECODER, **_MOE, num_key_value_heads=2, shared_expert_intermediate_size=40, mlp_only_layers=[1])),
+    "qwen3_moe": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM", dict(
+        **_DECODER, **_MOE, num_key_value_heads=2, head_dim=8, norm_topk_prob=True)),
+    "olmoe": ("OlmoeConfig", "OlmoeForCausalLM", dict(**_DECODER, **_MOE, num_key_value_heads=2)),
+    "olmo2": ("Olmo2Config", "Olmo2ForCausalLM", dict(**_DECODER, num_key_value_heads=2)),
+    "cohere": ("CohereConfig", "CohereForCausalLM", dict(**_DECODER, num_key_value_heads=2, logit_scale=0.5)),
+    "stablelm": ("StableLmConfig", "StableLmForCausalLM", dict(**_DECODER, num_key_value_heads=2)),
+    "starcoder2": ("Starcoder2Config", "Starcoder2ForCausalLM", dict(**_DECODER, num_key_value_heads=2, sliding_window=5)),
+    "phi": ("PhiConfig", "PhiForCausalLM", dict(**_DECODER)),
+    "granite": ("GraniteConfig", "GraniteForCausalLM", dict(
+        **_DECODER, num_key_value_heads=2, residual_multiplier=0.5, logits_scaling=2.0, embedding_multiplier=3.0,
+        attention_multiplier=0.3)),
+    "gemma": ("GemmaConfig", "GemmaForCausalLM", dict(**_DECODER, num_key_value_heads=1, head_dim=8)),
+}
 
 
 def tiny_tokenizer() -> PreTrainedTokenizerFast:
@@ -68,7 +89,7 @@ class BosTokenizer:
 
 def tiny_config(family: str):
     """The family's tiny config, with every key checked to exist on the config."""
-    config_cls, _, keys = FAMILIES[family]
+    config_cls, _, keys = {**FAMILIES, **FLOW_FAMILIES}[family]
     settings = {**_COMMON, **keys}
     config = getattr(transformers, config_cls)(**settings)
     for key, value in settings.items():
@@ -79,7 +100,7 @@ def tiny_config(family: str):
 
 def tiny_model(family: str, seed: int = 0, attn_implementation: str = "eager"):
     """A tiny fp32 model with fixed-seed random weights (biases and norms perturbed so they matter)."""
-    _, model_cls, _ = FAMILIES[family]
+    _, model_cls, _ = {**FAMILIES, **FLOW_FAMILIES}[family]
     config = tiny_config(family)
     config._attn_implementation = attn_implementation
     torch.manual_seed(seed)

@@ -1,11 +1,13 @@
 """Registry of architecture adapters: one small declarative spec per family, inspection for the rest."""
 
 from lmxray.errors import LmxrayError
-from lmxray.adapters import gemma, gpt2, llama, neox, phi3
+from lmxray.adapters import (cohere, gemma, gemma1, gpt2, granite, llama, mixtral, neox, olmo2, phi, phi3, qwen2_moe,
+                             stablelm, starcoder2)
 from lmxray.adapters.base import ArchSpec, get_path
 from lmxray.adapters.inspection import check_scope, discover
 
-ADAPTERS: tuple[ArchSpec, ...] = (llama.SPEC, gemma.SPEC, gpt2.SPEC, neox.SPEC, phi3.SPEC)
+ADAPTERS: tuple[ArchSpec, ...] = (llama.SPEC, gemma.SPEC, gemma1.SPEC, gpt2.SPEC, neox.SPEC, phi3.SPEC, phi.SPEC, mixtral.SPEC,
+                                  qwen2_moe.SPEC, olmo2.SPEC, cohere.SPEC, stablelm.SPEC, starcoder2.SPEC, granite.SPEC)
 _BY_TYPE = {t: spec for spec in ADAPTERS for t in spec.model_types}
 SUPPORTED_MODEL_TYPES = tuple(sorted(_BY_TYPE))
 

@@ -34,8 +34,8 @@ class ArchSpec:
     logit_scale_attr: str | None = None  # config attribute the logits are multiplied by (Cohere)
     logit_divisor_attr: str | None = None  # config attribute the logits are divided by (Granite)
     # Paths and flags the residual decomposition (lmxray.flow) reads; layer-level unless noted.
-    input_norm: str = "input_layernorm"  # norm before attention
-    mlp_norm: str = "post_attention_layernorm"  # norm before the MLP
+    input_norm: str | None = "input_layernorm"  # norm before attention (None: the layer has none, OLMo 2)
+    mlp_norm: str | None = "post_attention_layernorm"  # norm before the MLP (None: the layer has none)
     attn_post_norm: str | None = None  # norm applied to the attention output (Gemma 2/3)
     mlp_post_norm: str | None = None  # norm applied to the MLP output (Gemma 2/3)
     value_proj: str = "self_attn.v_proj"  # module whose weight holds W_V (alone or fused with q/k)
@@ -46,19 +46,31 @@ class ArchSpec:
     mlp_act: str = "mlp.act_fn"  # activation module: on the gate (GLU) or on the up projection (plain)
     norm_eps_attr: str = "variance_epsilon"  # epsilon attribute of the norm modules
     norm_weight_offset: float = 0.0  # norms scale by (offset + weight): 1.0 for Gemma
+    residual_multiplier_attr: str | None = None  # config attribute scaling what attention and the MLP add (Granite)
+    # Mixture of experts (layer-level; a layer without the experts module is dense and uses the MLP paths above)
+    moe_experts: str | None = None  # experts module of transformers' experts interface (3-D gate_up/down weights)
+    moe_shared: str | None = None  # a shared expert every token goes through (a GLU MLP: up_proj, down_proj, act_fn)
+    moe_shared_gate: str | None = None  # linear map whose sigmoid scales the shared expert (Qwen2-MoE)
 
-    def final_logits(self, logits, config):
-        """What the model's head does after the unembedding: scale, divide, softcap (each where the config sets it)."""
+    def logit_factor(self, config) -> float:
+        """What the model's head multiplies the unembedding's output by (a scale, or one over a divisor), else 1."""
         scale = getattr(config, self.logit_scale_attr, None) if self.logit_scale_attr else None
         divisor = getattr(config, self.logit_divisor_attr, None) if self.logit_divisor_attr else None
+        return (scale or 1.0) / (divisor or 1.0)
+
+    def final_logits(self, logits, config):
+        """What the model's head does after the unembedding: scale or divide, then softcap (where the config says)."""
+        factor = self.logit_factor(config)
         cap = getattr(config, self.logit_softcap_attr, None) if self.logit_softcap_attr else None
-        if scale:
-            logits = logits * scale
-        if divisor:
-            logits = logits / divisor
+        if factor != 1.0:
+            logits = logits * factor
         if cap:
             logits = (logits / cap).tanh() * cap
         return logits
+
+    def is_moe(self, block) -> bool:
+        """Whether a decoder layer routes its MLP through experts (MoE models may keep dense layers)."""
+        return self.moe_experts is not None and has_path(block, self.moe_experts)
 
     def attends(self, layer: int) -> bool:
         """Whether model layer ``layer`` has an attention module (every layer, except in hybrid models)."""
@@ -77,3 +89,11 @@ def get_path(root, path: str):
     for part in path.split("."):
         obj = obj[int(part)] if part.isdigit() else getattr(obj, part)
     return obj
+
+
+def has_path(root, path: str) -> bool:
+    """Whether a dotted attribute path leads somewhere (to a value other than None)."""
+    try:
+        return get_path(root, path) is not None
+    except (AttributeError, IndexError):
+        return False

@@ -4,7 +4,7 @@ from lmxray.adapters.base import ArchSpec
 
 SPEC = ArchSpec(
     family="gpt2",
-    model_types=("gpt2",),
+    model_types=("gpt2", "gpt_bigcode"),
     layers="transformer.h",
     final_norm="transformer.ln_f",
     unembed="lm_head",

@@ -26,6 +26,7 @@ NO_FIX = "lmxray traces decoder-only models whose attention goes through transfo
 _MODALITIES = ("vision", "audio", "image", "speech", "video")
 _POST_MLP_NORMS = ("post_feedforward", "post_mlp", "post_ffn", "post_moe")
 # config attribute transformers' causal-LM heads read -> the spec field it fills, in every family that has it
+_SCALED_OUTPUTS = ("residual_multiplier", "scale_depth")  # config attributes that scale what a layer adds
 _LOGIT_ATTRS = {"final_logit_softcapping": "logit_softcap_attr", "logits_soft_cap": "logit_softcap_attr",
                 "logit_scale": "logit_scale_attr", "logits_scaling": "logit_divisor_attr"}
 
@@ -93,6 +94,8 @@ def discover(hf_model, attn_implementation: str) -> ArchSpec:
     per_layer = [_contributions(layers[i], attention) for i in attending]
     attn_out, mlp_out, mlp_down = (paths[0] if len(set(paths)) == 1 else None for paths in zip(*per_layer))
     text = config.get_text_config()
+    if any(getattr(text, attr, None) not in (None, 1, 1.0) for attr in _SCALED_OUTPUTS):
+        attn_out = mlp_out = None  # the layer scales both outputs before adding them: no module outputs the sum
     return ArchSpec(
         family=kind, model_types=(kind,), layers=layers_path, final_norm=_final_norm(hf_model, layers_path),
         final_proj=_final_proj(hf_model, layers_path, unembed), unembed=unembed, attention=attention, attn_contribution=attn_out, mlp_contribution=mlp_out,

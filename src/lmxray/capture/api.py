@@ -127,7 +127,7 @@ def located(plan: CapturePlan, spec) -> CapturePlan:
     """The plan without the components the spec cannot locate (a model found by inspection may not say where its
     MLP output is); the trace records the plan it got, so what was dropped shows there."""
     where = {"attention_output": spec.attn_contribution, "mlp_output": spec.mlp_contribution,
-             "mlp_hidden": spec.mlp_down}
+             "mlp_hidden": None if spec.moe_experts else spec.mlp_down}  # experts have no one hidden state
     kept = tuple(c for c in plan.components if where.get(c, "") is not None)
     return plan if kept == plan.components else dataclasses.replace(plan, components=kept)
 

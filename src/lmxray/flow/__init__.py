@@ -75,13 +75,14 @@ def flow(model, prompt: str, *, position: int = -1, tokens: tuple[str, ...] = ()
         raise LmxrayError(f"--vs {versus!r} is the predicted token itself",
                           "name the token to contrast it with: --token A --vs B")
     targets = list(dict.fromkeys([frozen.trace.predicted_token] + extra))
-    spec = model.spec
+    spec, config = model.spec, model.hf.config.get_text_config()
     unembed = affine_of(get_path(model.hf, spec.unembed))
     rows = torch.tensor(targets, device=unembed.weight.device)
-    cap = getattr(model.hf.config, spec.logit_softcap_attr, None) if spec.logit_softcap_attr else None
+    cap = getattr(config, spec.logit_softcap_attr, None) if spec.logit_softcap_attr else None
+    factor = spec.logit_factor(config)  # a logit scale (Cohere) or divisor (Granite) is linear: folded into W_U
+    head = Affine(unembed.weight[rows] * factor, None if unembed.bias is None else unembed.bias[rows] * factor)
     parts = attribute_logits(dec.final, frozen.final_scale[p], norm_of(get_path(model.hf, spec.final_norm), spec),
-                             Affine(unembed.weight[rows], None if unembed.bias is None else unembed.bias[rows]),
-                             frozen.final_normed[p], cap)
+                             head, frozen.final_normed[p], cap)
     grouped = torch.stack([parts[:, a:b].sum(-1) for a, b in ranges] + [parts[:, -1]], dim=-1).cpu().numpy()
     true = frozen.logits[p, rows].cpu().numpy()
     as_np = lambda t: t.cpu().numpy()  # noqa: E731

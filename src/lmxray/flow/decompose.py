@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import torch
 
-from lmxray.flow.frozen import Frozen
+from lmxray.flow.frozen import Frozen, Routed
 from lmxray.flow.layout import Block, Layout
-from lmxray.flow.maps import Affine, LayerMaps, Norm
+from lmxray.flow.maps import Affine, Experts, LayerMaps, Norm
 
 DEFAULT_BLOCK_ROWS = 8192  # rows (position, source pairs) per block: bounds the [rows, d_mlp] transient
 
@@ -72,11 +72,19 @@ def _mix(v: torch.Tensor, pattern: torch.Tensor, block: Block, n_tokens: int, n_
     return z[block.dense_index]
 
 
+def _normed(c: torch.Tensor, pos: torch.Tensor, maps: LayerMaps, scale: torch.Tensor | None,
+            layer: int) -> torch.Tensor:
+    """A pre-norm applied to each source, its scale frozen (its weight is folded into the next map); a layer
+    without that norm (OLMo 2) reads the contributions as they are."""
+    if scale is None:
+        return c
+    return (_centre(c) if maps.centre else c) * scale[layer][pos, None]
+
+
 def _attention(c: torch.Tensor, pos: torch.Tensor, block: Block, maps: LayerMaps, frozen: Frozen, layer: int,
                n_tokens: int) -> torch.Tensor:
     """What attention adds at each row: norm (frozen scale), W_V, frozen pattern, W_O, post-norm."""
-    x = _centre(c) if maps.centre else c
-    v = _apply(x * frozen.input_scale[layer][pos, None], maps.value, block.has_bias)
+    v = _apply(_normed(c, pos, maps, frozen.input_scale, layer), maps.value, block.has_bias)
     z = _mix(v, frozen.pattern[layer], block, n_tokens, maps.n_heads, maps.n_kv_heads)
     out = _apply(z, maps.out, block.has_bias)
     if maps.attn_post is not None:
@@ -87,12 +95,34 @@ def _attention(c: torch.Tensor, pos: torch.Tensor, block: Block, maps: LayerMaps
 def _mlp(c: torch.Tensor, pos: torch.Tensor, block: Block, maps: LayerMaps, frozen: Frozen,
          layer: int) -> torch.Tensor:
     """What the MLP adds at each row: norm (frozen scale), up-projection, frozen gate, down-projection, post-norm."""
-    x = _centre(c) if maps.centre else c
-    hidden = _apply(x * frozen.mlp_scale[layer][pos, None], maps.up, block.has_bias)
-    hidden *= frozen.mlp_gate[layer][pos]
-    out = _apply(hidden, maps.down, block.has_bias)
+    x = _normed(c, pos, maps, frozen.mlp_scale, layer)
+    if maps.experts is not None:
+        out = _experts(x, pos, block, maps.experts, frozen.routed[layer])
+    else:
+        hidden = _apply(x, maps.up, block.has_bias)
+        hidden *= frozen.mlp_gate[layer][pos]
+        out = _apply(hidden, maps.down, block.has_bias)
     if maps.mlp_post is not None:
         out = _post_norm(out, maps.mlp_post, frozen.mlp_post_scale[layer][pos], block.has_bias)
+    return out
+
+
+def _experts(x: torch.Tensor, pos: torch.Tensor, block: Block, experts: Experts, routed: Routed) -> torch.Tensor:
+    """A mixture of experts at each row: every expert its position routed to, weighted by its frozen routing
+    weight and gated by its frozen gate (top-k exact), plus the shared expert scaled by its frozen sigmoid."""
+    out = x.new_zeros(x.shape[0], experts.down[0].weight.shape[0])
+    chosen = routed.index[pos]  # [rows, k]
+    for e in chosen.unique().tolist():
+        if e >= len(experts.up):  # a dropped token: no expert
+            continue
+        rows, slots = (chosen == e).nonzero(as_tuple=True)
+        at = pos[rows]
+        hidden = _apply(x[rows], experts.up[e], block.has_bias) * routed.gate[at, slots]
+        out.index_add_(0, rows, _apply(hidden, experts.down[e], block.has_bias) * routed.weight[at, slots, None])
+    if experts.shared_up is not None:
+        shared = _apply(_apply(x, experts.shared_up, block.has_bias) * routed.shared_gate[pos], experts.shared_down,
+                        block.has_bias)
+        out += shared if routed.shared_scale is None else shared * routed.shared_scale[pos, None]
     return out
 
 

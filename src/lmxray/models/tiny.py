@@ -52,6 +52,11 @@ EXTRA: dict[str, dict] = {
     "gpt_neo": {"attention_types": [[["global", "local"], 1]]},
     "recurrent_gemma": {"block_types": ["recurrent", "attention"]},
     "dbrx": {"attn_config": {"kv_n_heads": 2, "rope_theta": 10000.0, "clip_qkv": 8.0}},  # the default lacks rope_theta
+    # multipliers away from 1, so that the matrix checks where they apply
+    "granite": {"residual_multiplier": 0.5, "logits_scaling": 2.0, "embedding_multiplier": 3.0,
+                "attention_multiplier": 0.3},
+    "granite_swa": {"residual_multiplier": 0.5, "logits_scaling": 2.0, "embedding_multiplier": 3.0,
+                    "attention_multiplier": 0.3},
     "cohere_compass_text": {"rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": 10000.0}}},
 }
 

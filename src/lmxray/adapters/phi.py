@@ -1,0 +1,23 @@
+"""Phi (1, 1.5, 2): attention and a plain GELU MLP in parallel on one LayerNorm, partial rotary, biased lm head."""
+
+from lmxray.adapters.base import ArchSpec
+
+SPEC = ArchSpec(
+    family="phi",
+    model_types=("phi",),
+    layers="model.layers",
+    final_norm="model.final_layernorm",
+    unembed="lm_head",
+    attention="self_attn",
+    attn_contribution="self_attn",
+    mlp_contribution="mlp",
+    mlp_down="mlp.fc2",
+    norm_kind="layer",
+    mlp_kind="plain",
+    parallel_residual=True,
+    mlp_norm="input_layernorm",
+    out_proj="self_attn.dense",
+    mlp_up="mlp.fc1",
+    mlp_act="mlp.activation_fn",
+    norm_eps_attr="eps",
+)
