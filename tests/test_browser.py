@@ -375,3 +375,33 @@ def test_flow_view_stacks_the_librarys_shares_and_attributes_a_contrast(page, se
     assert len(rows) == len(c.contributions) == len(ref.sources)
     for cells, value in zip(rows, c.contributions, strict=True):
         assert close(cells[1], value), f"source {cells[0]}: the page shows {cells[1]}, the library {value}"
+
+
+def test_heads_grid_shows_the_librarys_scores_and_clicks_through_to_the_map(page, server):
+    from lmxray import load
+    from lmxray.probes.heads import model_head_scores, probe_set
+    from lmxray.views import head_scores_view
+
+    run = run_prompt(page, server)
+    page.goto(f"{server.url}?view=heads&run={run}&baseline=none")
+    wait_ready(page)
+    page.wait_for_selector("canvas[aria-label='head scores']")
+    model = load(server.model, device="cpu")
+    ref = head_scores_view(model_head_scores(model, probe_set(model, n_repeats=2)), top=5)  # the job's defaults
+    canvas = page.locator(".heads canvas").bounding_box()
+    tip = page.locator(".heads .tooltip")
+    for pattern, row, head in (("previous_token", 0, 1), ("induction", len(ref.layers) - 1, ref.n_heads - 1)):
+        point = page.evaluate("([p, r, h]) => window.lmxray.heads.cell(p, r, h)", [pattern, row, head])
+        page.mouse.move(canvas["x"] + point["x"], canvas["y"] + point["y"])
+        tip.wait_for(state="visible")
+        text = tip.inner_text()
+        assert text.startswith(f"L{ref.layers[row]} H{head} {pattern}: score "), text
+        shown = float(text.split("score ", 1)[1].split()[0].rstrip(","))
+        assert close(shown, float(ref.grid.scores[pattern][row, head])), f"{text} vs {ref.grid.scores[pattern][row, head]}"
+    top = shown_rows(page, ".heads .top")
+    expected = [[p, f"L{t['layer']}", f"H{t['head']}"] for p in ref.shown for t in ref.top[p]]
+    assert [r[:3] for r in top] == expected
+    page.mouse.click(canvas["x"] + point["x"], canvas["y"] + point["y"])  # the last hovered head opens its map
+    page.wait_for_url(re.compile(rf"view=maps.*layer={ref.layers[-1]}&head={ref.n_heads - 1}"))
+    wait_ready(page)
+    page.wait_for_selector(".maps canvas")

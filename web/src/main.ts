@@ -16,6 +16,7 @@ import { cellCentre, drawMaps, hitCell, mapsLayout, type MapsInput } from "./vie
 import { drawTable, tableElement, tableSize, type Table } from "./views/table";
 import { convergenceTable, lensTable } from "./views/tables";
 import { attributionTable, chosen, drawStack, stackLayout } from "./views/flow";
+import { cellOrigin, describe, drawHeads, headsLayout, hitHead, topTable } from "./views/heads";
 import { drawTrace, logitsTable, traceLayout } from "./views/logits";
 import { chartLayout, drawChart, layerTable, metricsTable } from "./views/compare";
 
@@ -24,6 +25,7 @@ declare global {
     lmxray: {
       timings: GraphTimings | null;
       graph: GraphView | null;
+      heads: { cell(pattern: string, row: number, head: number): { x: number; y: number } } | null;
       flow: { segments: { layer: number; source: number; height: number }[]; span: number } | null;
       maps: { vmax: number; heads: (number | null)[]; cell(map: number, q: number, k: number): { x: number; y: number } } | null;
       ready: boolean;
@@ -34,7 +36,7 @@ declare global {
 const token = new URLSearchParams(location.search).get("token") ?? sessionStorage.getItem("lmxray-token");
 if (token) sessionStorage.setItem("lmxray-token", token);
 const api: Api = new HttpApi(new URL("api/", new URL(".", document.baseURI)), token);
-window.lmxray = { timings: null, graph: null, maps: null, flow: null, ready: false };
+window.lmxray = { timings: null, graph: null, maps: null, flow: null, heads: null, ready: false };
 
 const ATTENTION_FLOOR = 0.005; // attention edges below this weight are not drawn at any threshold
 const ATTENTION_GRAPH_MAX_TOKENS = 512; // past this the graph's default edges are routes (sparse, pruned by the server)
@@ -333,6 +335,50 @@ const VIEW_RENDERERS: Record<UrlState["view"], Renderer> = {
     const a = chosen(v, state.token);
     tableView(wrap.appendChild(el("div", undefined, "attribution")), attributionTable(v, a),
       `lmxray-attribution-${run}-${position}`);
+    return wrap;
+  },
+
+  async heads(_run, s, stale) {
+    const model = await servedModel();
+    const baseline = state.baseline ?? "random";
+    const progress = jobProgress("heads");
+    const v = await cached(`heads-job:${model}:${baseline}`, async () =>
+      finished(api, await api.startHeads(model, baseline), progress));
+    if (stale()) return null;
+    const wrap = el("div", undefined, "heads");
+    const controls = wrap.appendChild(el("div", undefined, "controls"));
+    const pick = controls.appendChild(el("select"));
+    pick.name = "baseline";
+    pick.append(new Option("z-scores against random-init twins", "random", false, baseline === "random"),
+      new Option("no baseline (scores only)", "none", false, baseline === "none"));
+    pick.onchange = () => navigate({ baseline: pick.value === "none" ? "none" : undefined });
+    const lay = headsLayout(v, Math.max(320, main.clientWidth || 900));
+    const draw: Draw = (p) => drawHeads(p, v, lay);
+    controls.append(exportButtons(`lmxray-heads-${baseline}`, () => ({ draw, width: lay.width, height: lay.height })));
+    const grid = el("div", undefined, "grid");
+    const canvas = grid.appendChild(canvasOf(draw, lay.width, lay.height));
+    canvas.setAttribute("aria-label", "head scores");
+    canvas.style.cursor = "pointer";
+    const tip = grid.appendChild(el("div", undefined, "tooltip"));
+    tip.hidden = true;
+    canvas.onmousemove = (ev) => {
+      const hit = hitHead(lay, ev.offsetX, ev.offsetY);
+      tip.hidden = !hit;
+      if (!hit) return;
+      tip.textContent = `${describe(v, hit)} — click for its map`;
+      Object.assign(tip.style, { left: `${ev.offsetX + 14}px`, top: `${ev.offsetY + 14}px` });
+    };
+    canvas.onmouseleave = () => (tip.hidden = true);
+    canvas.onclick = (ev) => {
+      const hit = hitHead(lay, ev.offsetX, ev.offsetY);
+      if (hit && hit.head < s.model.n_heads) navigate({ view: "maps", layer: v.layers[hit.row], head: hit.head });
+    };
+    window.lmxray.heads = { cell: (pattern, row, head) => {
+      const { x, y } = cellOrigin(lay, { pattern, row, head });
+      return { x: x + lay.cell / 2, y: y + lay.cell / 2 };
+    } };
+    wrap.append(grid);
+    tableView(wrap.appendChild(el("div", undefined, "top")), topTable(v), `lmxray-heads-top-${baseline}`);
     return wrap;
   },
 

@@ -1,11 +1,13 @@
 /** URL state: what the page shows, kept in the query string so any view reopens from its permalink. */
 
-export const VIEWS = ["graph", "maps", "lens", "convergence", "compare", "logits", "flow"] as const;
+export const VIEWS = ["graph", "maps", "lens", "convergence", "compare", "logits", "flow", "heads"] as const;
 export type ViewName = (typeof VIEWS)[number];
 export const SOURCES = ["attention", "routes"] as const; // what the graph's edges are
 export type Source = (typeof SOURCES)[number];
 export const ALIGNS = ["start", "end"] as const; // how compare lines up two prompts of different lengths
 export type Align = (typeof ALIGNS)[number];
+export const BASELINES = ["random", "none"] as const; // heads: z-scores against random-init twins, or scores only
+export type Baseline = (typeof BASELINES)[number];
 
 export interface UrlState {
   view: ViewName;
@@ -22,6 +24,7 @@ export interface UrlState {
   steps?: number; // logits: generation steps (1..1024)
   token?: string; // flow: the token whose logit is attributed (default: the prediction)
   versus?: string; // flow: token B of the contrast logit(token) − logit(B)
+  baseline?: Baseline; // heads: what the z-scores compare with (default: random-init twins)
 }
 
 export const DEFAULT_THRESHOLD = 0.04;
@@ -29,7 +32,7 @@ export const DEFAULT_STEPS = 8; // the logits view's generation steps (the serve
 export const MAX_STEPS = 1024; // the server's limit
 
 const KEYS = ["view", "model", "prompt", "run", "position", "layer", "head", "threshold", "source", "vs", "align", "steps", "token",
-  "versus"] as const;
+  "versus", "baseline"] as const;
 
 function nonNegativeInt(text: string | null): number | undefined {
   if (text === null || !/^\d{1,9}$/.test(text)) return undefined;
@@ -73,6 +76,7 @@ export function parseState(search: string): UrlState {
     steps: steps(q.get("steps")),
     token: q.get("token") || undefined,
     versus: q.get("versus") || undefined,
+    baseline: oneOf(BASELINES, q.get("baseline")),
   };
 }
 

@@ -2,6 +2,7 @@
 
 import type { RoutesData } from "../graph/routes";
 import type { FlowData } from "../views/flow";
+import type { HeadsData } from "../views/heads";
 import type { LogitsData } from "../views/logits";
 import type { CompareView, HeadMapsView, Job, LensView, MapView, ModelEntry, RunRecord, TraceSummary } from "./views";
 
@@ -30,6 +31,7 @@ export const ROUTES = {
   routes: () => "jobs/routes",
   logits: () => "jobs/logits",
   flow: () => "jobs/flow",
+  heads: () => "jobs/heads",
   job: (id: string) => `jobs/${enc(id)}`,
 };
 
@@ -48,6 +50,7 @@ export interface Api {
   startRoutes(model: string, prompt: string, position: number, threshold: number): Promise<Job<RoutesData>>;
   startLogits(model: string, prompt: string, steps: number): Promise<Job<LogitsData>>;
   startFlow(model: string, prompt: string, position: number, tokens: string[], versus?: string): Promise<Job<FlowData>>;
+  startHeads(model: string, baseline: "random" | "none"): Promise<Job<HeadsData>>;
   job<T>(id: string): Promise<Job<T>>;
 }
 
@@ -87,6 +90,10 @@ export class HttpApi implements Api {
   startFlow(model: string, prompt: string, position: number, tokens: string[], versus?: string): Promise<Job<FlowData>> {
     return this.request<Job<FlowData>>(ROUTES.flow(),
       { method: "POST", body: JSON.stringify({ model, prompt, position, tokens, versus: versus ?? null }) });
+  }
+
+  startHeads(model: string, baseline: "random" | "none"): Promise<Job<HeadsData>> {
+    return this.request<Job<HeadsData>>(ROUTES.heads(), { method: "POST", body: JSON.stringify({ model, baseline }) });
   }
 
   /** Trace ``prompt`` (a stored run answers without a forward pass) with the lens at every position, so any graph
