@@ -291,6 +291,27 @@ class ProfileOut(BaseModel):
 ExperimentSummaryOut = SweepOut | ProfileOut
 
 
+class CategoryCurve(BaseModel):
+    """One category's per-layer curves: mean JS with its bootstrap band, and the first-position share."""
+
+    category: str
+    n_pairs: int
+    js_mean: list[float]
+    js_lo: list[float]
+    js_hi: list[float]
+    first_share: list[float | None]
+
+
+class SweepCurvesOut(BaseModel):
+    """What a sweep's divergence-by-category figure draws (lmxray.analysis.bootstrap.curve_bands over its layers
+    table, the first-position share from its bos_profile table), categories in dataset order."""
+
+    run: str
+    layers: int
+    level: float
+    categories: list[CategoryCurve]
+
+
 class ExperimentsOut(BaseModel):
     experiments: list[ExperimentOut]
 

@@ -465,6 +465,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/experiments/{name}/curves": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Sweep Curves
+         * @description A finished sweep's per-layer curves per category: mean JS with its bootstrap band (the band its figure
+         *     draws) and the first-position share.
+         */
+        get: operations["sweep_curves_api_experiments__name__curves_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/experiments/{name}/tables/{table}/query": {
         parameters: {
             query?: never;
@@ -533,6 +554,24 @@ export interface components {
         Body_upload_api_uploads_post: {
             /** File */
             file: string;
+        };
+        /**
+         * CategoryCurve
+         * @description One category's per-layer curves: mean JS with its bootstrap band, and the first-position share.
+         */
+        CategoryCurve: {
+            /** Category */
+            category: string;
+            /** N Pairs */
+            n_pairs: number;
+            /** Js Mean */
+            js_mean: number[];
+            /** Js Lo */
+            js_lo: number[];
+            /** Js Hi */
+            js_hi: number[];
+            /** First Share */
+            first_share: (number | null)[];
         };
         /** ColumnOut */
         ColumnOut: {
@@ -1200,6 +1239,21 @@ export interface components {
              * @default 0
              */
             unexpected_share: number;
+        };
+        /**
+         * SweepCurvesOut
+         * @description What a sweep's divergence-by-category figure draws (lmxray.analysis.bootstrap.curve_bands over its layers
+         *     table, the first-position share from its bos_profile table), categories in dataset order.
+         */
+        SweepCurvesOut: {
+            /** Run */
+            run: string;
+            /** Layers */
+            layers: number;
+            /** Level */
+            level: number;
+            /** Categories */
+            categories: components["schemas"]["CategoryCurve"][];
         };
         /**
          * SweepOut
@@ -2489,6 +2543,56 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SweepOut"] | components["schemas"]["ProfileOut"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    sweep_curves_api_experiments__name__curves_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A run folder's name under --runs. */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SweepCurvesOut"];
                 };
             };
             /** @description Not Found */
