@@ -39,7 +39,7 @@ class LiveServe:
     """`lmxray serve --port 0` in a subprocess (the real command): its URL read from the line it prints."""
 
     def __init__(self, model: str, runs: Path):
-        self.model = model
+        self.model, self.runs = model, runs
         code = "import sys; from lmxray.cli import main; sys.exit(main(sys.argv[1:]))"
         self.proc = subprocess.Popen([sys.executable, "-c", code, "serve", "--model", model, "--runs", str(runs),
                                       "--port", "0", "--device", "cpu"],
@@ -405,3 +405,35 @@ def test_heads_grid_shows_the_librarys_scores_and_clicks_through_to_the_map(page
     page.wait_for_url(re.compile(rf"view=maps.*layer={ref.layers[-1]}&head={ref.n_heads - 1}"))
     wait_ready(page)
     page.wait_for_selector(".maps canvas")
+
+
+def test_a_sweep_run_shows_the_librarys_summary_and_a_pairs_rows(page, server, capsys):
+    import pyarrow.parquet as pq
+    from cli_helpers import run as run_cli
+
+    from lmxray.views import sweep_view
+
+    code, _, err = run_cli(capsys, "sweep", "--model", server.model, "--out", server.runs / "sw", "--limit", "4")
+    assert code == 0, err
+    page.goto(f"{server.url}?view=experiments&experiment=sw")
+    wait_ready(page)
+    page.wait_for_selector("canvas[aria-label='sweep curves']")
+    ref = sweep_view(server.runs / "sw")
+    rows = shown_rows(page, ".experiments .summary")
+    expected = ref.categories + ref.length_groups
+    assert [r[0] for r in rows] == [c["category"] for c in expected]
+    for cells, c in zip(rows, expected, strict=True):
+        assert cells[1] == str(c["n_pairs"]) and close(cells[5], c["mean_js"]), f"{cells} vs {c}"
+        assert close(cells[2].split()[0], c["peak_layer"]), f"peak layer {cells[2]} vs {c['peak_layer']}"
+    pair = pq.read_table(server.runs / "sw" / "pairs.parquet").column("id")[1].as_py()
+    page.click(f".experiments .pairs tbody tr:nth-child(2)")
+    page.wait_for_url(re.compile(f"pair={pair}"))
+    wait_ready(page)
+    layers = [r for r in pq.read_table(server.runs / "sw" / "layers.parquet").to_pylist() if r["id"] == pair]
+    shown = shown_rows(page, ".experiments .pair")
+    assert [int(r[0]) for r in shown] == [r["layer"] for r in layers]
+    for cells, r in zip(shown, layers, strict=True):
+        assert close(cells[1], r["js"]) and close(cells[2], r["bos_share_intended"]), f"{cells} vs {r}"
+    page.reload()  # the permalink reopens the run and the pair
+    wait_ready(page)
+    assert shown_rows(page, ".experiments .pair") == shown

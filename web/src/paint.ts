@@ -18,6 +18,8 @@ export interface Painter {
   /** Many filled dots of one radius and ``#rrggbb`` colour: ``xy`` holds x, y per dot. */
   dots(xy: ArrayLike<number>, count: number, r: number, fill: string): void;
   text(x: number, y: number, s: string, style?: TextStyle): void;
+  /** A filled polygon (``xy``: x, y per vertex), e.g. a confidence band. */
+  polygon(xy: ArrayLike<number>, fill: string, alpha?: number): void;
 }
 
 const RASTER_DOTS = 4000; // more dots than this are written as pixels: a path of that many arcs is slow to fill
@@ -127,6 +129,17 @@ export class CanvasPainter implements Painter {
     }
   }
 
+  polygon(xy: ArrayLike<number>, fill: string, alpha = 1): void {
+    const c = this.ctx;
+    c.globalAlpha = alpha;
+    c.fillStyle = fill;
+    c.beginPath();
+    for (let i = 0; i < xy.length; i += 2) (i ? c.lineTo : c.moveTo).call(c, xy[i], xy[i + 1]);
+    c.closePath();
+    c.fill();
+    c.globalAlpha = 1;
+  }
+
   text(x: number, y: number, s: string, style: TextStyle = {}): void {
     const c = this.ctx;
     c.save();
@@ -176,6 +189,12 @@ export class SvgPainter implements Painter {
   circle(cx: number, cy: number, r: number, fill: string, stroke?: string): void {
     const s = stroke ? ` stroke="${stroke}" stroke-width="1.5"` : "";
     this.parts.push(`<circle cx="${n(cx)}" cy="${n(cy)}" r="${n(r)}" fill="${fill}"${s}/>`);
+  }
+
+  polygon(xy: ArrayLike<number>, fill: string, alpha = 1): void {
+    const pts = Array.from({ length: xy.length / 2 }, (_, i) => `${n(xy[2 * i])},${n(xy[2 * i + 1])}`).join(" ");
+    const a = alpha < 1 ? ` fill-opacity="${n(alpha)}"` : "";
+    this.parts.push(`<polygon points="${pts}" fill="${fill}"${a}/>`);
   }
 
   text(x: number, y: number, s: string, style: TextStyle = {}): void {

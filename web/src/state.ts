@@ -1,6 +1,6 @@
 /** URL state: what the page shows, kept in the query string so any view reopens from its permalink. */
 
-export const VIEWS = ["graph", "maps", "lens", "convergence", "compare", "logits", "flow", "heads"] as const;
+export const VIEWS = ["graph", "maps", "lens", "convergence", "compare", "logits", "flow", "heads", "experiments"] as const;
 export type ViewName = (typeof VIEWS)[number];
 export const SOURCES = ["attention", "routes"] as const; // what the graph's edges are
 export type Source = (typeof SOURCES)[number];
@@ -25,6 +25,9 @@ export interface UrlState {
   token?: string; // flow: the token whose logit is attributed (default: the prediction)
   versus?: string; // flow: token B of the contrast logit(token) − logit(B)
   baseline?: Baseline; // heads: what the z-scores compare with (default: random-init twins)
+  experiment?: string; // experiments: a run folder's name under --runs
+  pair?: string; // experiments: a sweep pair's id, whose per-layer rows are shown
+  table?: string; // experiments: a table of the run folder to browse
 }
 
 export const DEFAULT_THRESHOLD = 0.04;
@@ -32,7 +35,7 @@ export const DEFAULT_STEPS = 8; // the logits view's generation steps (the serve
 export const MAX_STEPS = 1024; // the server's limit
 
 const KEYS = ["view", "model", "prompt", "run", "position", "layer", "head", "threshold", "source", "vs", "align", "steps", "token",
-  "versus", "baseline"] as const;
+  "versus", "baseline", "experiment", "pair", "table"] as const;
 
 function nonNegativeInt(text: string | null): number | undefined {
   if (text === null || !/^\d{1,9}$/.test(text)) return undefined;
@@ -74,9 +77,12 @@ export function parseState(search: string): UrlState {
     vs: text(q.get("vs")),
     align: oneOf(ALIGNS, q.get("align")),
     steps: steps(q.get("steps")),
-    token: q.get("token") || undefined,
-    versus: q.get("versus") || undefined,
+    token: text(q.get("token")),
+    versus: text(q.get("versus")),
     baseline: oneOf(BASELINES, q.get("baseline")),
+    experiment: text(q.get("experiment")),
+    pair: text(q.get("pair")),
+    table: text(q.get("table")),
   };
 }
 

@@ -3,6 +3,7 @@
 import type { RoutesData } from "../graph/routes";
 import type { FlowData } from "../views/flow";
 import type { HeadsData } from "../views/heads";
+import type { Experiment, ProfileSummary, SweepCurves, SweepSummary, TableRows } from "../views/experiments";
 import type { LogitsData } from "../views/logits";
 import type { CompareView, HeadMapsView, Job, LensView, MapView, ModelEntry, RunRecord, TraceSummary } from "./views";
 
@@ -28,6 +29,10 @@ export const ROUTES = {
     `runs/${enc(run)}/maps/${layer}` + (head === undefined ? "" : `?head=${head}`),
   headMaps: (run: string, layer: number) => `runs/${enc(run)}/maps/${layer}/heads`,
   compare: (a: string, b: string, align: string) => `compare?a=${enc(a)}&b=${enc(b)}&align=${enc(align)}`,
+  experiments: () => "experiments",
+  experimentSummary: (name: string) => `experiments/${enc(name)}/summary`,
+  sweepCurves: (name: string) => `experiments/${enc(name)}/curves`,
+  query: (name: string, table: string) => `experiments/${enc(name)}/tables/${enc(table)}/query`,
   routes: () => "jobs/routes",
   logits: () => "jobs/logits",
   flow: () => "jobs/flow",
@@ -51,7 +56,19 @@ export interface Api {
   startLogits(model: string, prompt: string, steps: number): Promise<Job<LogitsData>>;
   startFlow(model: string, prompt: string, position: number, tokens: string[], versus?: string): Promise<Job<FlowData>>;
   startHeads(model: string, baseline: "random" | "none"): Promise<Job<HeadsData>>;
+  experiments(): Promise<Experiment[]>;
+  experimentSummary(name: string): Promise<SweepSummary | ProfileSummary>;
+  sweepCurves(name: string): Promise<SweepCurves>;
+  query(name: string, table: string, body: TableQuery): Promise<TableRows>;
   job<T>(id: string): Promise<Job<T>>;
+}
+
+/** A table query: chosen columns, rows matching every filter, a page of them. */
+export interface TableQuery {
+  columns?: string[];
+  filters?: { column: string; op?: "eq" | "ne" | "lt" | "le" | "gt" | "ge" | "in"; value: unknown }[];
+  limit?: number;
+  offset?: number;
 }
 
 /** Follow ``job`` until it ends, reporting progress; its result, or an ApiError with the job's error and fix. */
@@ -76,6 +93,11 @@ export class HttpApi implements Api {
   map = (run: string, layer: number, head?: number) => this.get<MapView>(ROUTES.map(run, layer, head));
   headMaps = (run: string, layer: number) => this.get<HeadMapsView>(ROUTES.headMaps(run, layer));
   compare = (a: string, b: string, align: string) => this.get<CompareView>(ROUTES.compare(a, b, align));
+  experiments = () => this.get<Experiment[] | { experiments: Experiment[] }>(ROUTES.experiments()).then(listOf("experiments"));
+  experimentSummary = (name: string) => this.get<SweepSummary | ProfileSummary>(ROUTES.experimentSummary(name));
+  sweepCurves = (name: string) => this.get<SweepCurves>(ROUTES.sweepCurves(name));
+  query = (name: string, table: string, body: TableQuery) =>
+    this.request<TableRows>(ROUTES.query(name, table), { method: "POST", body: JSON.stringify(body) });
   job = <T>(id: string) => this.get<Job<T>>(ROUTES.job(id));
 
   startRoutes(model: string, prompt: string, position: number, threshold: number): Promise<Job<RoutesData>> {
