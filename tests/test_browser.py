@@ -437,3 +437,40 @@ def test_a_sweep_run_shows_the_librarys_summary_and_a_pairs_rows(page, server, c
     page.reload()  # the permalink reopens the run and the pair
     wait_ready(page)
     assert shown_rows(page, ".experiments .pair") == shown
+
+
+DROP_JS = """([name, b64]) => {
+  const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  const dt = new DataTransfer();
+  dt.items.add(new File([bytes], name));
+  document.dispatchEvent(new DragEvent("dragover", { dataTransfer: dt, bubbles: true, cancelable: true }));
+  document.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+}"""
+
+
+def test_a_dropped_trace_file_opens_as_a_run(page, server, tmp_path):
+    import base64
+
+    from lmxray import load
+    from lmxray.trace.reader import read_trace
+    from lmxray.views import lens_view
+
+    path = tmp_path / "mine.jsonl"
+    load(server.model, device="cpu").trace("A dropped trace of a few words").save(path)
+    page.goto(f"{server.url}?view=lens")
+    wait_ready(page)
+    page.evaluate(DROP_JS, [path.name, base64.b64encode(path.read_bytes()).decode()])
+    page.wait_for_url(re.compile(r"run=[0-9a-f]{32}"), timeout=WAIT_MS)
+    wait_ready(page)
+    trace = read_trace(path)
+    ref = lens_view(trace, trace.position)
+    assert f"position {trace.position}" in page.inner_text("main h3")
+    shown = shown_rows(page, "main .table")
+    assert [r[0] for r in shown] == [f"L{r.layer}" for r in ref.rows]
+    for cells, r in zip(shown, ref.rows, strict=True):
+        assert close(cells[4], r.target_prob), f"L{r.layer}: the page shows p {cells[4]}, the file holds {r.target_prob}"
+    page.reload()  # the uploaded run's permalink reopens it
+    wait_ready(page)
+    assert shown_rows(page, "main .table") == shown
+    page.evaluate(DROP_JS, ["weights.bin", "AAAA"])  # refused in the page, with the fix, before any upload
+    assert ".safetensors" in page.locator(".errors .error .fix").inner_text()

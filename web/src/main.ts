@@ -15,6 +15,7 @@ import { tokenLabel } from "./graph/render";
 import { cellCentre, drawMaps, hitCell, mapsLayout, type MapsInput } from "./views/maps";
 import { drawTable, tableElement, tableSize, type Table } from "./views/table";
 import { convergenceTable, lensTable } from "./views/tables";
+import { carriesFiles, traceFileOf } from "./upload";
 import { attributionTable, chosen, drawStack, stackLayout } from "./views/flow";
 import { cellOrigin, describe, drawHeads, headsLayout, hitHead, topTable } from "./views/heads";
 import { curvesLayout, drawCurves, experimentsTable, profileTable, rowsTable, sweepTable } from "./views/experiments";
@@ -111,7 +112,40 @@ function buildHeader(): void {
     for (const r of runs.slice(0, 30)) recent.append(new Option(`${r.model_name}: ${r.prompt.slice(0, 60)}`, r.run_id));
   }).catch(showError);
   recent.onchange = () => recent.value && navigate({ run: recent.value, prompt: undefined, position: undefined });
+  const open = header.appendChild(el("label", "open trace…", "open-file"));
+  open.title = "Open a trace file (lmxray .jsonl or .safetensors, rocmforge .jsonl), or drop it on the page";
+  const file = open.appendChild(el("input"));
+  Object.assign(file, { type: "file", name: "trace-file", accept: ".jsonl,.json,.safetensors", hidden: true });
+  file.onchange = () => file.files && void openTraceFile(file.files);
 }
+
+/** Upload a dropped or picked trace file and show it as a run (errors in the error panel, with the fix). */
+async function openTraceFile(files: ArrayLike<File>): Promise<void> {
+  errors.replaceChildren();
+  try {
+    const chosen = traceFileOf(files);
+    main.replaceChildren(el("p", `Opening ${chosen.name}…`, "muted"));
+    const record = await api.upload(chosen);
+    cache.delete("runs");
+    navigate({ run: record.run_id, prompt: undefined, position: undefined, vs: undefined,
+      view: state.view === "experiments" ? "graph" : state.view });
+  } catch (e) {
+    showError(e);
+  }
+}
+
+document.addEventListener("dragover", (ev) => {
+  if (!ev.dataTransfer || !carriesFiles([...ev.dataTransfer.types])) return;
+  ev.preventDefault();
+  document.body.classList.add("dropping");
+});
+document.addEventListener("dragleave", () => document.body.classList.remove("dropping"));
+document.addEventListener("drop", (ev) => {
+  document.body.classList.remove("dropping");
+  if (!ev.dataTransfer || !carriesFiles([...ev.dataTransfer.types])) return;
+  ev.preventDefault();
+  void openTraceFile(ev.dataTransfer.files);
+});
 
 function buildTabs(): void {
   tabs.replaceChildren(...VIEWS.map((v) => {

@@ -32,6 +32,7 @@ export const ROUTES = {
   experiments: () => "experiments",
   experimentSummary: (name: string) => `experiments/${enc(name)}/summary`,
   sweepCurves: (name: string) => `experiments/${enc(name)}/curves`,
+  uploads: () => "uploads",
   query: (name: string, table: string) => `experiments/${enc(name)}/tables/${enc(table)}/query`,
   routes: () => "jobs/routes",
   logits: () => "jobs/logits",
@@ -56,6 +57,7 @@ export interface Api {
   startLogits(model: string, prompt: string, steps: number): Promise<Job<LogitsData>>;
   startFlow(model: string, prompt: string, position: number, tokens: string[], versus?: string): Promise<Job<FlowData>>;
   startHeads(model: string, baseline: "random" | "none"): Promise<Job<HeadsData>>;
+  upload(file: File): Promise<RunRecord>;
   experiments(): Promise<Experiment[]>;
   experimentSummary(name: string): Promise<SweepSummary | ProfileSummary>;
   sweepCurves(name: string): Promise<SweepCurves>;
@@ -109,6 +111,13 @@ export class HttpApi implements Api {
     return this.request<Job<LogitsData>>(ROUTES.logits(), { method: "POST", body: JSON.stringify({ model, prompt, steps }) });
   }
 
+  /** Store a trace file as a run (the same bytes again answer the same run). */
+  async upload(file: File): Promise<RunRecord> {
+    const form = new FormData();
+    form.append("file", file, file.name);
+    return (await this.request<{ run: RunRecord; hit: boolean }>(ROUTES.uploads(), { method: "POST", body: form })).run;
+  }
+
   startFlow(model: string, prompt: string, position: number, tokens: string[], versus?: string): Promise<Job<FlowData>> {
     return this.request<Job<FlowData>>(ROUTES.flow(),
       { method: "POST", body: JSON.stringify({ model, prompt, position, tokens, versus: versus ?? null }) });
@@ -133,7 +142,7 @@ export class HttpApi implements Api {
 
   private async request<T>(path: string, init: RequestInit): Promise<T> {
     const headers: Record<string, string> = { Accept: "application/json" };
-    if (init.body) headers["Content-Type"] = "application/json";
+    if (typeof init.body === "string") headers["Content-Type"] = "application/json"; // FormData sets its own
     if (this.token) headers.Authorization = `Bearer ${this.token}`;
     let response: Response;
     try {
