@@ -99,7 +99,7 @@ def page(browser, request):
         url = route.request.url
         seen.append(url)
         host = urlparse(url).hostname or ""
-        if url.startswith(("data:", "blob:")) or host in LOOPBACK:
+        if url.startswith(("data:", "blob:", "file:")) or host in LOOPBACK:  # file: a report opened from disk
             route.continue_()
         else:
             outside.append(url)
@@ -474,3 +474,32 @@ def test_a_dropped_trace_file_opens_as_a_run(page, server, tmp_path):
     assert shown_rows(page, "main .table") == shown
     page.evaluate(DROP_JS, ["weights.bin", "AAAA"])  # refused in the page, with the fix, before any upload
     assert ".safetensors" in page.locator(".errors .error .fix").inner_text()
+
+
+def test_a_report_file_opens_the_explorer_offline(page, server, tmp_path):
+    from lmxray import load
+    from lmxray.capture.plan import CapturePlan
+    from lmxray.render.report import build_report, write_report
+    from lmxray.views import lens_view
+
+    model = load(server.model, device="cpu")
+    trace = model.trace(PROMPT, plan=CapturePlan(per_head=True))
+    path = tmp_path / "report.html"
+    write_report(build_report(trace, decode=model.token_text), path)
+    page.goto(path.as_uri())
+    wait_ready(page)
+    page.wait_for_selector("canvas[aria-label='attention graph']")
+    assert all(u.startswith(("file:", "data:", "blob:")) for u in page.seen), f"the report asked for {page.seen}"
+    page.click("nav.tabs >> text=lens")
+    wait_ready(page)
+    ref = lens_view(trace, trace.position, model.token_text)
+    shown = shown_rows(page, "main .table")
+    assert [r[0] for r in shown] == [f"L{r.layer}" for r in ref.rows]
+    for cells, r in zip(shown, ref.rows, strict=True):
+        assert close(cells[4], r.target_prob), f"L{r.layer}: the report shows {cells[4]}, the library {r.target_prob}"
+    page.click("nav.tabs >> text=maps")
+    wait_ready(page)
+    assert page.evaluate("window.lmxray.maps.heads") == list(trace.heads)
+    page.reload()  # the file's own permalink reopens the view
+    wait_ready(page)
+    assert "view=maps" in page.url and page.evaluate("window.lmxray.maps.heads") == list(trace.heads)

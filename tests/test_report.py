@@ -40,12 +40,20 @@ def html(tiny):
     return build_report(trace, decode=model.token_text)
 
 
+INLINE_SCRIPTS = ['<script type="application/json" id="lmxray-data">', '<script type="module">']
+
+
 def assert_offline(text: str) -> None:
-    """No URL, no script or stylesheet link; every image is an embedded data URI."""
+    """No URL, no stylesheet link, no CSS url(); scripts only the explorer's two inline ones (its data and its
+    code, no src); every image is an embedded data URI."""
     lowered = text.lower()
-    for bad in ("http://", "https://", "<script", "<link", "@import", "url("):
+    for bad in ("://", "<link", "@import"):
         assert bad not in lowered, f"{bad!r} found in the report"
-    sources = re.findall(r'src="([^"]*)"', text)
+    scripts = re.findall(r"<script\b[^>]*>", text, re.I)
+    assert scripts in ([], INLINE_SCRIPTS), f"scripts other than the explorer's inline two: {scripts}"
+    outside = re.sub(r"<script\b.*?</script>", "", text, flags=re.S | re.I)
+    assert "url(" not in outside.lower(), "a CSS url() reference in the report"
+    sources = re.findall(r'src="([^"]*)"', outside)
     assert sources and all(s.startswith("data:image/") for s in sources), f"non-embedded sources: {sources[:3]}"
     for src in sources:
         base64.b64decode(src.split(",", 1)[1], validate=True)
@@ -128,6 +136,48 @@ def test_jupyter_summary_has_the_same_tables(tiny, html):
     assert _table(summary, "top-k candidates") == _table(html, "top-k candidates")
     assert _table(summary, "summary") == _table(html, "summary")
     assert _table(summary, "convergence at position") == _table(html, "convergence at position")[:12]
+
+
+def embedded_data(text: str) -> dict:
+    match = re.search(r'<script type="application/json" id="lmxray-data">(.*?)</script>', text, re.S)
+    assert match, "the report carries no explorer data"
+    return json.loads(match.group(1))
+
+
+def test_report_carries_the_explorer_with_the_runs_views(tiny, html):
+    from lmxray.render.report import BUNDLE
+    from lmxray.views import head_maps_view, lens_view, map_view, trace_view
+
+    if not (BUNDLE / "index.html").is_file():
+        pytest.skip("the explorer bundle is not built (make web)")
+    model, trace, _ = tiny
+    data = embedded_data(html)
+    plain = lambda view: json.loads(json.dumps(view.to_dict()))  # noqa: E731  (JSON's own round trip)
+    assert data["summary"] == plain(trace_view(trace, strict=False))
+    assert data["lens"][str(trace.position)] == plain(lens_view(trace, trace.position, model.token_text))
+    assert list(data["maps"]) == [str(layer) for layer in trace.layers]
+    assert data["maps"]["1"] == plain(map_view(trace, 1))
+    assert data["head_maps"]["0"] == plain(head_maps_view(trace, 0))
+    assert data["run"]["prompt"] == PROMPT and "x.io" in html, "the prompt travels (its :// escaped)"
+
+
+def test_report_without_the_bundle_is_static(tiny, monkeypatch, tmp_path):
+    import lmxray.render.report as report
+
+    model, trace, _ = tiny
+    monkeypatch.setattr(report, "BUNDLE", tmp_path)  # nothing built there
+    text = build_report(trace, decode=model.token_text)
+    assert_offline(text)
+    assert "<script" not in text and "<h2>Logit lens</h2>" in text
+    (tmp_path / "index.html").write_text('<script type="module" src="./assets/a.js"></script>'
+                                        '<link rel="stylesheet" href="./assets/a.css">')
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "assets" / "a.css").write_text("body{}")
+    (tmp_path / "assets" / "a.js").write_text('fetch("https://cdn.example/x.js")')  # a reference: refused
+    assert "<script" not in build_report(trace, decode=model.token_text)
+    (tmp_path / "assets" / "a.js").write_text("document.title = 'ok'")
+    assert "document.title = 'ok'" in build_report(trace, decode=model.token_text)
+    assert "<script" not in build_report(trace, decode=model.token_text, interactive=False)
 
 
 def test_svg_figures_are_embedded_without_urls(tiny):

@@ -2,6 +2,7 @@
 
 import "./style.css";
 import { ApiError, HttpApi, finished, type Api } from "./api/client";
+import { EmbeddedApi, embeddedRun } from "./api/embedded";
 import type { Job, LensView, MapView, TraceSummary } from "./api/views";
 import { nodePanel, showLens } from "./details";
 import { exportButtons, type Draw } from "./export";
@@ -35,16 +36,26 @@ declare global {
   }
 }
 
-const token = new URLSearchParams(location.search).get("token") ?? sessionStorage.getItem("lmxray-token");
-if (token) sessionStorage.setItem("lmxray-token", token);
-const api: Api = new HttpApi(new URL("api/", new URL(".", document.baseURI)), token);
+const embedded = document.getElementById("lmxray-data"); // a report or widget carries its run; a served page asks
+const api: Api = embedded ? new EmbeddedApi(embeddedRun(embedded.textContent ?? "")) : servedApi();
+
+function servedApi(): Api {
+  const token = new URLSearchParams(location.search).get("token") ?? sessionStorage.getItem("lmxray-token");
+  if (token) sessionStorage.setItem("lmxray-token", token);
+  return new HttpApi(new URL("api/", new URL(".", document.baseURI)), token);
+}
 window.lmxray = { timings: null, graph: null, maps: null, flow: null, heads: null, ready: false };
 
 const ATTENTION_FLOOR = 0.005; // attention edges below this weight are not drawn at any threshold
 const ATTENTION_GRAPH_MAX_TOKENS = 512; // past this the graph's default edges are routes (sparse, pruned by the server)
 const ROUTES_FLOOR = 0.01; // routes are asked for at this threshold; the slider prunes further in the page
 
-let state: UrlState = parseState(location.search);
+let state: UrlState = withDefaultRun(parseState(location.search));
+
+/** An embedded page opens on its own run. */
+function withDefaultRun(s: UrlState): UrlState {
+  return embedded && !s.run && !s.prompt ? withState(s, { run: (api as EmbeddedApi).runId }) : s;
+}
 let renderId = 0;
 const cache = new Map<string, Promise<unknown>>();
 
@@ -70,12 +81,21 @@ const side = body.appendChild(el("aside"));
 
 function navigate(patch: Partial<UrlState>, replace = false): void {
   state = withState(state, patch);
-  history[replace ? "replaceState" : "pushState"](null, "", formatState(state) || location.pathname);
+  remember(replace);
   void render();
 }
 
+/** Put the state in the address bar; a page without one (a notebook's srcdoc frame) keeps it in memory only. */
+function remember(replace: boolean): void {
+  try {
+    history[replace ? "replaceState" : "pushState"](null, "", formatState(state) || location.pathname);
+  } catch {
+    // about:srcdoc refuses history URLs: the view still changes, it just has no permalink there
+  }
+}
+
 window.addEventListener("popstate", () => {
-  state = parseState(location.search);
+  state = withDefaultRun(parseState(location.search));
   void render();
 });
 
@@ -179,7 +199,7 @@ async function render(): Promise<void> {
       cache.delete("runs");
       if (stale()) return;
       state = withState(state, { run: record.run_id });
-      history.replaceState(null, "", formatState(state));
+      remember(true);
     }
     if (!state.run) {
       main.replaceChildren(el("p", "Type a prompt and press Run, or open a recent run.", "muted"));
@@ -237,7 +257,7 @@ const VIEW_RENDERERS: Record<RunView, Renderer> = {
       floor: loaded.floor,
       onThreshold: (t) => {
         state = withState(state, { threshold: t });
-        history.replaceState(null, "", formatState(state));
+        remember(true);
       },
       onSelect: (sel) => {
         side.replaceChildren();

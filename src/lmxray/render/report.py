@@ -1,9 +1,12 @@
 """The self-contained HTML report (and the Jupyter summary it starts with).
 
 One file that opens offline: styles inline, figures embedded as base64 data
-URIs, no script, no link, no URL. Text from the prompt and tokens is escaped,
-and "://" in it is written as "&#58;//", so even a prompt that quotes a web
-address renders as text without the file containing a URL.
+URIs, no link, no URL. Text from the prompt and tokens is escaped, and "://"
+in it is written as "&#58;//", so even a prompt that quotes a web address
+renders as text without the file containing a URL. When the explorer bundle is
+built, the file also carries it inline with the run's view JSON (the explorer's
+graph, maps, lens and convergence views, interactive); the static sections stay
+below it, and without the bundle the report is static only.
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ from __future__ import annotations
 import base64
 import html
 import importlib.resources
+import json
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,11 +24,17 @@ from lmxray.analysis.convergence import Summary
 from lmxray.atomic import atomic_output
 from lmxray.errors import LmxrayError
 from lmxray.trace.types import Trace
-from lmxray.views import HeadScoresView, LensView, TraceView, head_scores_view, lens_view, trace_view
+from lmxray.views import (HeadScoresView, LensView, TraceView, head_maps_view, head_scores_view, lens_view, map_view,
+                          trace_view)
 
 MAX_SUMMARY_ROWS = 12  # convergence rows in the Jupyter summary; the report lists them all
 TOP_HEADS = 5  # heads listed per pattern in the head-score section
 _MIME = {"png": "image/png", "svg": "image/svg+xml"}
+# The explorer bundle `make web` builds (a path, not an import: render/ sits below server/)
+BUNDLE = Path(__file__).resolve().parent.parent / "server" / "static"
+EMBED_MAX_FLOATS = 4_000_000  # per-head maps (layers x heads x tokens^2) embedded up to this many floats
+EMBED_MAX_LENS = 512  # lens views embedded for at most this many positions (the prediction's first)
+SVG_NS = "http://www.w3.org/2000/svg"  # the bundle's SVG export names it; inlined as "http\x3a//..." (same string)
 
 
 def text(value) -> str:
@@ -166,7 +178,78 @@ def flow_section(flow, figure_format: str) -> Section:
     return Section("Information flow", body, figures=[fig])
 
 
-def report_html(trace: Trace, sections: list[Section]) -> str:
+def explorer_data(trace: Trace, decode=None) -> dict:
+    """One run's view JSON as the explorer's embedded API answers it (web/src/api/embedded.ts): the trace view, the
+    lens at each position that has one, every layer's head-summed map and, when small enough, per-head maps."""
+    notes = []
+    positions = [trace.position] + [p for p in range(len(trace.tokens)) if p != trace.position]
+    lens = {}
+    for p in positions[:EMBED_MAX_LENS]:
+        try:
+            lens[str(p)] = lens_view(trace, p, decode).to_dict()
+        except LmxrayError:  # no lens at p: the page says so there
+            continue
+    if len(positions) > EMBED_MAX_LENS:
+        notes.append(f"logit lens embedded for {EMBED_MAX_LENS} of {len(positions)} positions")
+    maps = {str(layer): map_view(trace, layer).to_dict() for layer in trace.layers} if trace.attention is not None else {}
+    head_maps = {}
+    if trace.attention_heads is not None:
+        if trace.attention_heads.size <= EMBED_MAX_FLOATS:
+            head_maps = {str(layer): head_maps_view(trace, layer).to_dict() for layer in trace.layers}
+        else:
+            notes.append(f"per-head maps left out of this file ({trace.attention_heads.size:,} weights > "
+                          f"{EMBED_MAX_FLOATS:,}): open the trace with lmxray serve")
+    return {"format": "lmxray.explorer/1",
+            "run": {"run_id": "embedded", "model_name": trace.model.name, "prompt": trace.prompt},
+            "summary": trace_view(trace, strict=False).to_dict(), "lens": lens, "maps": maps, "head_maps": head_maps,
+            "notes": notes}
+
+
+def _bundle() -> tuple[str, str] | None:
+    """The built explorer's script and stylesheet, inlinable without a URL, or None when it is not built."""
+    index = BUNDLE / "index.html"
+    if not index.is_file():
+        return None
+    page = index.read_text(encoding="utf-8")
+    names = re.findall(r'(?:src|href)="\./(assets/[^"]+\.(?:js|css))"', page)
+    found = {Path(n).suffix: (BUNDLE / n).read_text(encoding="utf-8") for n in names if (BUNDLE / n).is_file()}
+    if set(found) != {".js", ".css"}:
+        return None
+    script = found[".js"].replace(SVG_NS, SVG_NS.replace(":", "\\x3a"))
+    if "://" in script or "</script" in script.lower() or "url(" in found[".css"] or "@import" in found[".css"]:
+        return None  # a reference this file must not carry: the static report only
+    return script, found[".css"]
+
+
+def _json_in_html(data: dict) -> str:
+    """``data`` as JSON that is safe inside a script element and carries no URL ("<" and "/" escaped)."""
+    text = json.dumps(_finite(data), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace("://", ":\\/\\/")
+
+
+def _finite(value):
+    """JSON has no inf or NaN: such floats become null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def explorer_block(trace: Trace, decode=None) -> str | None:
+    """The explorer inline (its stylesheet, the run's data, its script), or None when the bundle is not built."""
+    bundle = _bundle()
+    if bundle is None:
+        return None
+    script, style = bundle
+    return (f"<style>\n{style}</style>\n<div id=app></div>\n"
+            f"<script type=\"application/json\" id=\"lmxray-data\">{_json_in_html(explorer_data(trace, decode))}</script>\n"
+            f"<script type=\"module\">\n{script}</script>")
+
+
+def report_html(trace: Trace, sections: list[Section], explorer: str | None = None) -> str:
     """The whole report: the summary header, then each section with its figures embedded."""
     style = importlib.resources.files("lmxray.render").joinpath("report.css").read_text(encoding="utf-8")
     body = []
@@ -182,8 +265,9 @@ def report_html(trace: Trace, sections: list[Section]) -> str:
         body.append("<section>" + "\n".join(block) + "</section>")
     title = f"lmxray report: {trace.prompt[:60]}"
     created = f", trace created {text(trace.created)}" if trace.created else ""
+    interactive = "" if explorer is None else f"{explorer}\n<p class=note>Below: the same run as a static report.</p>\n"
     return (f"<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8><meta name=viewport content='width=device-width, initial-scale=1'><title>{text(title)}</title>"
-            f"<style>\n{style}</style></head><body>\n<h1>lmxray report</h1>\n"
+            f"<style>\n{style}</style></head><body>\n{interactive}<h1>lmxray report</h1>\n"
             + "\n".join(body)
             + f"\n<footer>lmxray {text(trace.version or _version())}{created}</footer>\n</body></html>\n")
 
@@ -210,9 +294,10 @@ def trace_summary_html(trace: Trace) -> str:
 
 def build_report(trace: Trace, *, decode=None, map_layers: list[int] | None = None,
                  map_heads: list[int] | None = None, twin: Trace | None = None, head_scores=None,
-                 figure_format: str = "png", flow_result=None) -> str:
+                 figure_format: str = "png", flow_result=None, interactive: bool = True) -> str:
     """The report of ``trace``: every section its data allows; a missing part becomes a note naming the capture option.
 
+    ``interactive``: put the explorer (bundle and the run's view JSON) above the static sections when it is built.
     ``decode`` turns lens token ids into text (a model's ``token_text``); ``twin``
     (the random-init twin's trace of the same prompt) goes beside the map grid;
     ``head_scores`` (a ``HeadScores``) adds the head-score section; ``flow_result`` (a ``Flow``, e.g.
@@ -262,4 +347,4 @@ def build_report(trace: Trace, *, decode=None, map_layers: list[int] | None = No
         sections.append(Section("Logit lens", note=f"no logit lens: {e}"))
     if head_scores is not None:
         sections.append(head_scores_section(head_scores_view(head_scores, top=TOP_HEADS)))
-    return report_html(trace, sections)
+    return report_html(trace, sections, explorer_block(trace, decode) if interactive else None)

@@ -46,8 +46,8 @@ export const JOB_POLL_MS = 250;
 
 export interface Api {
   models(): Promise<ModelEntry[]>;
-  runs(): Promise<RunRecord[]>;
-  trace(model: string, prompt: string): Promise<RunRecord>;
+  runs(): Promise<RunListing[]>;
+  trace(model: string, prompt: string): Promise<RunListing>;
   summary(run: string): Promise<TraceSummary>;
   lens(run: string, position: number): Promise<LensView>;
   map(run: string, layer: number, head?: number): Promise<MapView>;
@@ -57,13 +57,16 @@ export interface Api {
   startLogits(model: string, prompt: string, steps: number): Promise<Job<LogitsData>>;
   startFlow(model: string, prompt: string, position: number, tokens: string[], versus?: string): Promise<Job<FlowData>>;
   startHeads(model: string, baseline: "random" | "none"): Promise<Job<HeadsData>>;
-  upload(file: File): Promise<RunRecord>;
+  upload(file: File): Promise<RunListing>;
   experiments(): Promise<Experiment[]>;
   experimentSummary(name: string): Promise<SweepSummary | ProfileSummary>;
   sweepCurves(name: string): Promise<SweepCurves>;
   query(name: string, table: string, body: TableQuery): Promise<TableRows>;
   job<T>(id: string): Promise<Job<T>>;
 }
+
+/** What the pages read of a stored run's record. */
+export type RunListing = Pick<RunRecord, "run_id" | "model_name" | "prompt">;
 
 /** A table query: chosen columns, rows matching every filter, a page of them. */
 export interface TableQuery {
