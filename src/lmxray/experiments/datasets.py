@@ -64,8 +64,8 @@ def read_pairs(path: str | Path) -> list[Pair]:
     duplicate ids."""
     path = Path(path)
     if not (path.is_dir() or is_data_file(path)):
-        if not path.exists():
-            read_text(path)  # "does not exist", or what else keeps it from being read
+        if not path.exists() or device_kind(path) is not None:
+            read_text(path)  # "does not exist", "is a character device", ...
         raise LmxrayError(f"{path}: unsupported pair file type '{path.suffix}'",
                           f"use a .jsonl, .csv or .parquet file or a folder of them, or a shipped set: "
                           f"{', '.join(SHIPPED_PAIR_SETS)}")
