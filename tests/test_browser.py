@@ -503,3 +503,23 @@ def test_a_report_file_opens_the_explorer_offline(page, server, tmp_path):
     page.reload()  # the file's own permalink reopens the view
     wait_ready(page)
     assert "view=maps" in page.url and page.evaluate("window.lmxray.maps.heads") == list(trace.heads)
+
+
+def test_a_flow_widget_page_shows_the_librarys_attribution(page, server, tmp_path):
+    from lmxray import load
+    from lmxray.flow import flow
+    from lmxray.render.widget import explorer_page
+    from lmxray.views import flow_view
+
+    f = flow(load(server.model, device="cpu"), PROMPT)
+    path = tmp_path / "widget.html"
+    path.write_text(explorer_page(f), encoding="utf-8")  # the document the notebook's frame shows
+    page.goto(path.as_uri())
+    wait_ready(page)
+    page.wait_for_selector("canvas[aria-label='flow by source']")
+    ref = flow_view(f).attribution[0]
+    rows = shown_rows(page, ".flow .attribution")
+    assert len(rows) == len(ref.contributions)
+    for cells, value in zip(rows, ref.contributions, strict=True):
+        assert close(cells[1], value), f"source {cells[0]}: the widget shows {cells[1]}, the library {value}"
+    assert all(u.startswith(("file:", "data:", "blob:")) for u in page.seen), f"the widget asked for {page.seen}"

@@ -52,9 +52,11 @@ const ROUTES_FLOOR = 0.01; // routes are asked for at this threshold; the slider
 
 let state: UrlState = withDefaultRun(parseState(location.search));
 
-/** An embedded page opens on its own run. */
+/** An embedded page opens on its own run, in its own start view. */
 function withDefaultRun(s: UrlState): UrlState {
-  return embedded && !s.run && !s.prompt ? withState(s, { run: (api as EmbeddedApi).runId }) : s;
+  if (!(api instanceof EmbeddedApi)) return s;
+  const view = new URLSearchParams(location.search).has("view") ? s.view : api.startView ?? s.view;
+  return withState(s, { view, run: s.run ?? (s.prompt ? undefined : api.runId) });
 }
 let renderId = 0;
 const cache = new Map<string, Promise<unknown>>();
@@ -571,6 +573,7 @@ async function routesOf(s: TraceSummary, position: number): Promise<Loaded> {
 
 /** The model new work runs on: the URL's, else the first the server serves. */
 async function servedModel(): Promise<string> {
+  if (api instanceof EmbeddedApi) return api.runId; // a page that carries its run answers its jobs from its data
   const model = state.model ?? (await cached("models", () => api.models()))[0]?.spec;
   if (!model) throw new ApiError(0, "the server serves no model", "start it with lmxray serve --model SPEC");
   return model;

@@ -238,14 +238,15 @@ def _finite(value):
     return value
 
 
-def explorer_block(trace: Trace, decode=None) -> str | None:
-    """The explorer inline (its stylesheet, the run's data, its script), or None when the bundle is not built."""
+def explorer_block(data: dict) -> str | None:
+    """The explorer inline with ``data`` (``explorer_data``): its stylesheet, the data, its script; None when the
+    bundle is not built."""
     bundle = _bundle()
     if bundle is None:
         return None
     script, style = bundle
     return (f"<style>\n{style}</style>\n<div id=app></div>\n"
-            f"<script type=\"application/json\" id=\"lmxray-data\">{_json_in_html(explorer_data(trace, decode))}</script>\n"
+            f"<script type=\"application/json\" id=\"lmxray-data\">{_json_in_html(data)}</script>\n"
             f"<script type=\"module\">\n{script}</script>")
 
 
@@ -347,4 +348,4 @@ def build_report(trace: Trace, *, decode=None, map_layers: list[int] | None = No
         sections.append(Section("Logit lens", note=f"no logit lens: {e}"))
     if head_scores is not None:
         sections.append(head_scores_section(head_scores_view(head_scores, top=TOP_HEADS)))
-    return report_html(trace, sections, explorer_block(trace, decode) if interactive else None)
+    return report_html(trace, sections, explorer_block(explorer_data(trace, decode)) if interactive else None)

@@ -3,7 +3,9 @@
 
 import type { Api, RunListing } from "./client";
 import { ApiError } from "./client";
-import type { HeadMapsView, LensView, MapView, TraceSummary } from "./views";
+import type { FlowData } from "../views/flow";
+import type { ViewName } from "../state";
+import type { HeadMapsView, Job, LensView, MapView, TraceSummary } from "./views";
 
 /** The data a report embeds (``explorer_data``): views keyed as the server's routes would answer them. */
 export interface EmbeddedRun {
@@ -14,6 +16,8 @@ export interface EmbeddedRun {
   maps: Record<string, MapView>; // layer -> head-summed MapView
   head_maps: Record<string, HeadMapsView>; // layer -> HeadMapsView (empty when the trace has no per-head maps)
   notes: string[]; // what was left out, and why
+  view?: ViewName; // the view the page opens on when its URL names none
+  flow?: FlowData; // a Flow's view (the Jupyter widget of a Flow), answered for its own position
 }
 
 export const SERVE_FIX = "open the trace with `lmxray serve` (drop the file on its page) for views that run the model";
@@ -32,6 +36,10 @@ export class EmbeddedApi implements Api {
 
   get runId(): string {
     return this.data.run.run_id;
+  }
+
+  get startView(): ViewName | undefined {
+    return this.data.view;
   }
 
   private run(id: string): void {
@@ -74,7 +82,13 @@ export class EmbeddedApi implements Api {
   async compare(): Promise<never> { return this.missing("comparing two runs"); }
   async startRoutes(): Promise<never> { return this.missing("the routes graph"); }
   async startLogits(): Promise<never> { return this.missing("the generation logit trace"); }
-  async startFlow(): Promise<never> { return this.missing("exact flow"); }
+  async startFlow(_model: string, _prompt: string, position: number, tokens: string[], versus?: string): Promise<Job<FlowData>> {
+    const flow = this.data.flow;
+    if (!flow || position !== flow.position || tokens.length || versus)
+      return this.missing(flow ? `exact flow other than at position ${flow.position} with its own tokens` : "exact flow");
+    return { id: "embedded-flow", kind: "flow", params: {}, state: "done", progress: 1, message: "carried by this page",
+      error: null, created: 0, started: null, finished: null, result: flow };
+  }
   async startHeads(): Promise<never> { return this.missing("head scores"); }
   async upload(): Promise<never> { return this.missing("opening a trace file"); }
   async experiments(): Promise<never> { return this.missing("experiments"); }
