@@ -38,5 +38,8 @@ def test_python_tour_runs_and_its_quoted_values_hold(tmp_path, monkeypatch):
     assert str(induction) == quoted, f"README quotes induction heads {quoted}, measured {induction}"
     from lmxray.probes.generate import logit_trace
     assert logit_trace(model, "Once upon a time", steps=8).steps[0].flag == "confident"
+    assert space["graph"].max_error <= 1e-4, f"README: routes' parts re-sum to the residual, drift {space['graph'].max_error:.2e}"
+    assert space["hit"] is False and space["cached"].predicted_text == " Paris", "README: a first trace_cached is a miss"
+    assert space["record"].run_id in [r.run_id for r in space["runs"].list()], "README: the run is listed in the store"
     for name in ("france.jsonl", "france.svg", "france.html"):
         assert (tmp_path / name).stat().st_size > 0, f"the tour should have written {name}"
