@@ -27,9 +27,10 @@ def _load(model_type: str):
     return from_hf(hf, ByteTokenizer(), model_type), ids, eager
 
 
-@pytest.mark.parametrize("model_type", ["opt", "doge", "gpt_oss", "granitemoe"])
+@pytest.mark.parametrize("model_type", ["opt", "doge", "gpt_oss", "granitemoe", "bloom", "gpt_neo", "mpt"])
 def test_inspected_model_traces_like_eager(model_type):
-    """OPT projects after its final norm, Doge adds a float mask, GPT-OSS has sinks, GraniteMoE divides its logits."""
+    """OPT projects after its final norm, Doge adds a float mask, GPT-OSS has sinks, GraniteMoE divides its logits;
+    BLOOM (ALiBi), GPT-Neo (local windows) and MPT compute attention themselves: a shim routes it (adapters/legacy)."""
     model, ids, eager = _load(model_type)
     assert model.spec.inspected
     trace = model.trace(ids, plan=FULL)
@@ -47,6 +48,13 @@ def test_inspected_components_keep_the_residual_bookkeeping():
     resid_in = np.concatenate([c["input_embedding"].values, c["residual"].values[:-1]])
     drift = float(np.abs(resid_in + c["attention_output"].values + c["mlp_output"].values - c["residual"].values).max())
     assert drift <= BOOK_TOL, f"opt: resid_out != resid_in + attn + mlp, drift {drift:.2e}"
+
+
+def test_components_are_dropped_where_a_module_adds_the_residual_itself():
+    model, ids, _ = _load("bloom")  # BloomAttention and BloomMLP return their output plus the residual
+    trace = model.trace(ids)
+    assert model.spec.attn_contribution is None and model.spec.mlp_contribution is None
+    assert "attention_output" not in trace.components and "mlp_output" not in trace.components
 
 
 def test_components_inspection_cannot_locate_are_dropped_and_recorded():
@@ -70,7 +78,7 @@ def test_hybrid_traces_its_attention_layers_and_refuses_the_others():
 
 @pytest.mark.parametrize("model_type, words", [
     ("mamba", "it has no attention: a state-space or recurrent model (MambaMixer)"),
-    ("gptj", "its attention (GPTJAttention) is computed inside the module"),
+    ("cpmant", "its attention (CpmAntSelfAttentionBlock) is computed inside the module"),
     ("bart", "it is an encoder-decoder model"),
     ("bert", "it is an encoder family"),
     ("bert-generation", "it is an encoder family"),
@@ -80,7 +88,7 @@ def test_untraceable_models_are_refused_in_one_line(model_type, words):
     import transformers
 
     config = tiny_config(model_type)
-    if model_type in ("mamba", "gptj"):
+    if model_type in ("mamba", "cpmant"):
         hf = transformers.AutoModelForCausalLM.from_config(config)
     else:
         hf = torch.nn.Module()

@@ -60,6 +60,11 @@ FLOW_FAMILIES = {
         **_DECODER, num_key_value_heads=2, residual_multiplier=0.5, logits_scaling=2.0, embedding_multiplier=3.0,
         attention_multiplier=0.3)),
     "gemma": ("GemmaConfig", "GemmaForCausalLM", dict(**_DECODER, num_key_value_heads=1, head_dim=8)),
+    # attention computed inside the module: routed through the interface by the adapter's shim
+    "gptj": ("GPTJConfig", "GPTJForCausalLM", dict(n_embd=32, n_layer=3, n_head=4, n_inner=48, rotary_dim=4,
+                                                   n_positions=64)),
+    "falcon": ("FalconConfig", "FalconForCausalLM", dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                                                         multi_query=True, parallel_attn=True)),
 }
 
 

@@ -7,6 +7,8 @@ Shared code reads these fields; it never branches on the model type.
 
 from __future__ import annotations
 
+import types
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -25,7 +27,13 @@ class ArchSpec:
     mlp_kind: str = "glu"  # "glu" (gate * up) or "plain" (act(up))
     final_proj: str | None = None  # model-level module between the final norm and the unembedding (OPT's project_out)
     attention_layers: tuple[int, ...] | None = None  # the layers that attend (hybrid models); None: every layer
+    uniform_heads: bool = True  # every layer's q/k/v have one shape (False: key/value heads or widths vary by layer,
+    # so the per-head query/key/value summaries, one array each, are not kept)
     inspected: bool = False  # found by inspecting the model (capture only): no flow maps are declared
+    # Models whose attention computes itself (GPT-J, Falcon): a function the loader binds to each attention module,
+    # in place of its method ``shim_method``, that hands q/k/v to transformers' attention interface instead
+    attention_shim: Callable | None = None
+    shim_method: str = "forward"
     parallel_residual: bool = False  # attention and MLP read the same residual (GPT-NeoX)
     parallel_residual_attr: str | None = None  # config attribute that overrides `parallel_residual` when present
     post_norms: bool = False  # norms applied to the attention / MLP outputs (Gemma 2/3)
@@ -33,6 +41,7 @@ class ArchSpec:
     logit_softcap_attr: str | None = None  # config attribute holding a final-logit softcap
     logit_scale_attr: str | None = None  # config attribute the logits are multiplied by (Cohere)
     logit_divisor_attr: str | None = None  # config attribute the logits are divided by (Granite)
+    vocab_limit_attr: str | None = None  # config attribute: the head keeps only the first N logits (padded vocab)
     # Paths and flags the residual decomposition (lmxray.flow) reads; layer-level unless noted.
     input_norm: str | None = "input_layernorm"  # norm before attention (None: the layer has none, OLMo 2)
     mlp_norm: str | None = "post_attention_layernorm"  # norm before the MLP (None: the layer has none)
@@ -45,6 +54,8 @@ class ArchSpec:
     up_rows: str = "all"  # "all"; "last": the last d_mlp rows (fused gate|up)
     mlp_act: str = "mlp.act_fn"  # activation module: on the gate (GLU) or on the up projection (plain)
     norm_eps_attr: str = "variance_epsilon"  # epsilon attribute of the norm modules
+    kv_heads_attr: str | None = None  # attention-module attribute with the key/value head count, where the config's
+    # is not what the layer uses (multi-query Falcon); None: the config's
     norm_weight_offset: float = 0.0  # norms scale by (offset + weight): 1.0 for Gemma
     residual_multiplier_attr: str | None = None  # config attribute scaling what attention and the MLP add (Granite)
     # Mixture of experts (layer-level; a layer without the experts module is dense and uses the MLP paths above)
@@ -59,9 +70,13 @@ class ArchSpec:
         return (scale or 1.0) / (divisor or 1.0)
 
     def final_logits(self, logits, config):
-        """What the model's head does after the unembedding: scale or divide, then softcap (where the config says)."""
+        """What the model's head does after the unembedding: keep the real vocabulary, scale or divide, then
+        softcap (each where the config says)."""
         factor = self.logit_factor(config)
         cap = getattr(config, self.logit_softcap_attr, None) if self.logit_softcap_attr else None
+        limit = getattr(config, self.vocab_limit_attr, None) if self.vocab_limit_attr else None
+        if limit:
+            logits = logits[..., :limit]
         if factor != 1.0:
             logits = logits * factor
         if cap:
@@ -97,3 +112,17 @@ def has_path(root, path: str) -> bool:
         return get_path(root, path) is not None
     except (AttributeError, IndexError):
         return False
+
+
+def bind_attention(hf_model, spec: ArchSpec, attn_implementation: str) -> None:
+    """Route a self-computing attention through the attention interface: bind the spec's shim to every attention
+    module, with the registered function it calls (idempotent; nothing to do for most models)."""
+    if spec.attention_shim is None:
+        return
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    function = ALL_ATTENTION_FUNCTIONS[attn_implementation]
+    for block in get_path(hf_model, spec.layers):
+        module = get_path(block, spec.attention)
+        module.__dict__["lmxray_attention"] = function
+        module.__dict__[spec.shim_method] = types.MethodType(spec.attention_shim, module)

@@ -16,9 +16,10 @@ import dataclasses
 import functools
 import inspect
 
+import torch
 from torch import nn
 
-from lmxray.adapters.base import ArchSpec
+from lmxray.adapters.base import ArchSpec, get_path
 from lmxray.errors import LmxrayError
 
 NO_FIX = "lmxray traces decoder-only models whose attention goes through transformers' attention interface " \
@@ -26,9 +27,14 @@ NO_FIX = "lmxray traces decoder-only models whose attention goes through transfo
 _MODALITIES = ("vision", "audio", "image", "speech", "video")
 _POST_MLP_NORMS = ("post_feedforward", "post_mlp", "post_ffn", "post_moe")
 # config attribute transformers' causal-LM heads read -> the spec field it fills, in every family that has it
+ADDS_UP_TOL = 0.05  # relative: bf16 rounding of a correct sum stays far below, a wrong guess is of order 1
+_FINAL_NORMS = ("norm", "ln_f", "norm_f", "final_layernorm", "final_layer_norm", "final_norm")
+_QUERY_NAMES = ("q_proj", "query", "qkv", "c_attn", "project_q", "q_lin")  # a query projection: softmax attention
 _SCALED_OUTPUTS = ("residual_multiplier", "scale_depth")  # config attributes that scale what a layer adds
 _LOGIT_ATTRS = {"final_logit_softcapping": "logit_softcap_attr", "logits_soft_cap": "logit_softcap_attr",
-                "logit_scale": "logit_scale_attr", "logits_scaling": "logit_divisor_attr"}
+                "logit_scale": "logit_scale_attr", "logits_scaling": "logit_divisor_attr",
+                "logits_mup_width_multiplier": "logit_divisor_attr",  # divides the (bias-free) head's input
+                "unpadded_vocab_size": "vocab_limit_attr"}
 
 
 def scope_problem(config) -> str | None:
@@ -75,7 +81,8 @@ def discover(hf_model, attn_implementation: str) -> ArchSpec:
     attending = [i for i, p in enumerate(paths) if p]
     if not attending:
         raise LmxrayError(f"cannot trace model type '{kind}': {_why_no_attention(layers[0])}", NO_FIX)
-    if config._attn_implementation != attn_implementation:
+    shimmed = any("lmxray_attention" in vars(m) for m in layers.modules())  # adapters/legacy.py bound a shim
+    if config._attn_implementation != attn_implementation and not shimmed:
         raise LmxrayError(f"cannot trace model type '{kind}': it does not accept transformers' registered attention "
                           f"functions (it runs '{config._attn_implementation}' attention)", NO_FIX)
     many = next((i for i, p in enumerate(paths) if len(p) > 1), None)
@@ -94,9 +101,15 @@ def discover(hf_model, attn_implementation: str) -> ArchSpec:
     per_layer = [_contributions(layers[i], attention) for i in attending]
     attn_out, mlp_out, mlp_down = (paths[0] if len(set(paths)) == 1 else None for paths in zip(*per_layer))
     text = config.get_text_config()
-    if any(getattr(text, attr, None) not in (None, 1, 1.0) for attr in _SCALED_OUTPUTS):
-        attn_out = mlp_out = None  # the layer scales both outputs before adding them: no module outputs the sum
+    if any(getattr(text, attr, None) not in (None, 1, 1.0) for attr in _SCALED_OUTPUTS) \
+            or "residual" in inspect.signature(type(get_path(layers[attending[0]], attention)).forward).parameters:
+        attn_out = mlp_out = None  # outputs scaled before they are added, or the residual added inside (BLOOM)
+    if attn_out is not None and mlp_out is not None and not _adds_up(hf_model, layers, attending, attn_out, mlp_out):
+        attn_out = mlp_out = None  # the guessed modules do not output what the layer adds
+    shapes = {(getattr(m, "head_dim", None), getattr(m, "num_key_value_groups", None))
+              for m in (get_path(layers[i], attention) for i in attending)}
     return ArchSpec(
+        uniform_heads=len(shapes) == 1,
         family=kind, model_types=(kind,), layers=layers_path, final_norm=_final_norm(hf_model, layers_path),
         final_proj=_final_proj(hf_model, layers_path, unembed), unembed=unembed, attention=attention, attn_contribution=attn_out, mlp_contribution=mlp_out,
         mlp_down=mlp_down, attention_layers=None if len(attending) == n_layers else tuple(attending), inspected=True,
@@ -134,17 +147,20 @@ def _attention_paths(layer: nn.Module) -> list[str]:
     """Layer-level paths of the modules that call the attention interface (outermost only)."""
     out: list[str] = []
     for name, m in layer.named_modules():
-        if name and calls_attention_interface(type(m)) and not any(name.startswith(p + ".") for p in out):
+        calls = calls_attention_interface(type(m)) or "lmxray_attention" in vars(m)
+        if name and calls and not any(name.startswith(p + ".") for p in out):
             out.append(name)
     return out
 
 
 def _why_no_attention(layer: nn.Module) -> str:
     """The reason a layer without an interface-calling module cannot be traced."""
-    own = [type(m).__name__ for _, m in layer.named_modules() if "attention" in type(m).__name__.lower()]
+    own = [type(m).__name__ for _, m in layer.named_modules() if "attention" in type(m).__name__.lower()
+           and any(q in name.lower() for name, _ in m.named_modules() for q in _QUERY_NAMES)]
     if own:
         return f"its attention ({own[0]}) is computed inside the module, not through transformers' attention interface"
-    mixer = next((type(m).__name__ for name, m in layer.named_children() if not _is_norm(m)), type(layer).__name__)
+    mixer = next((type(m).__name__ for name, m in layer.named_children() if not _is_norm(m) and
+                  any(True for _ in m.parameters())), type(layer).__name__)
     return f"it has no attention: a state-space or recurrent model ({mixer})"
 
 
@@ -158,8 +174,9 @@ def _final_norm(hf_model, layers_path: str) -> str | None:
     parent_path, _, layers_name = layers_path.rpartition(".")
     parent = hf_model.get_submodule(parent_path)
     norms = [name for name, child in parent.named_children() if _is_norm(child)]
-    named_final = [name for name in norms if not any(word in name for word in ("emb", "input", "pre"))]
-    chosen = named_final or norms  # LFM calls its final norm embedding_norm
+    named_final = [name for name in norms if not any(word in name for word in ("emb", "input", "pre", "per_layer"))]
+    usual = [name for name in named_final if name in _FINAL_NORMS]
+    chosen = usual or named_final or norms  # LFM calls its final norm embedding_norm
     return f"{parent_path}.{chosen[-1]}" if chosen else None
 
 
@@ -194,6 +211,39 @@ def _contributions(layer: nn.Module, attention: str) -> tuple[str | None, str | 
         post_attn = [n for n in norms if n.startswith("post_att")]
         return (post_attn[0] if len(post_attn) == 1 else None), post_mlp[0], down
     return top, mlp_name, down
+
+
+@torch.no_grad()
+def _adds_up(hf_model, layers, attending: list[int], attn_out: str, mlp_out: str) -> bool:
+    """Whether, on a 4-token probe, each attending layer's output is its input plus the outputs of ``attn_out``
+    and ``mlp_out`` (what the trace will call attention and MLP output), within ``ADDS_UP_TOL`` of the residual."""
+    seen: dict[tuple[str, int], torch.Tensor] = {}
+
+    def keep(key, pre=False):
+        def hook(module, args, *rest):
+            value = (args[0] if args else rest[0]["hidden_states"]) if pre else rest[-1]
+            seen[key] = (value[0] if isinstance(value, (tuple, list)) else value).float()
+        return hook
+
+    handles = []
+    for i in attending:
+        handles.append(layers[i].register_forward_pre_hook(keep(("in", i), pre=True), with_kwargs=True))
+        handles += [get_path(layers[i], path).register_forward_hook(keep((name, i)))
+                    for name, path in (("attn", attn_out), ("mlp", mlp_out))]
+        handles.append(layers[i].register_forward_hook(keep(("out", i))))
+    try:
+        device = next(hf_model.parameters()).device
+        vocab = hf_model.get_input_embeddings().num_embeddings
+        hf_model(input_ids=torch.arange(1, 5, device=device)[None] % vocab, use_cache=False)
+    finally:
+        for h in handles:
+            h.remove()
+    for i in attending:
+        out = seen[("out", i)]
+        parts = [seen[(name, i)].reshape(out.shape) for name in ("in", "attn", "mlp")]
+        if float((sum(parts) - out).abs().max()) > ADDS_UP_TOL * max(float(out.abs().max()), 1e-30):
+            return False
+    return True
 
 
 def _down_projection(mlp_name: str, mlp: nn.Module) -> str | None:

@@ -125,9 +125,12 @@ def capture(model, ids: list[list[int]], plan: CapturePlan | None = None, *, row
 
 def located(plan: CapturePlan, spec) -> CapturePlan:
     """The plan without the components the spec cannot locate (a model found by inspection may not say where its
-    MLP output is); the trace records the plan it got, so what was dropped shows there."""
+    MLP output is, or its layers' key/value heads differ); the trace records the plan it got, so what was dropped
+    shows there."""
     where = {"attention_output": spec.attn_contribution, "mlp_output": spec.mlp_contribution,
              "mlp_hidden": None if spec.moe_experts else spec.mlp_down}  # experts have no one hidden state
+    if not spec.uniform_heads:  # key/value heads or widths vary by layer: no one [layer, pos, head, ...] array
+        where.update(query=None, key=None, value=None)
     kept = tuple(c for c in plan.components if where.get(c, "") is not None)
     return plan if kept == plan.components else dataclasses.replace(plan, components=kept)
 

@@ -39,10 +39,14 @@ def capture_attention(module, query, key, value, attention_mask, scaling=None, s
     """Attention forward: ``query`` [batch, head, q_pos, d_head]; ``key``/``value`` [batch, kv_head, k_pos, d_head].
 
     Some models pass more than the mask: ``s_aux``/``sinks`` (a sink logit per head that takes probability mass
-    and adds no value) or ``position_bias`` (added to the scores); those always run the exact fp32 pass.
+    and adds no value) or ``position_bias`` (added to the scores), which always run the exact fp32 pass, or
+    ``indices`` (the keys each query may attend to, sparse attention), folded into the mask.
     """
     recorder = module.__dict__.get(RECORDER_ATTR)  # not a kwarg: some layers do not pass their kwargs on
     extra = Extra.pop_from(kwargs)
+    indices = kwargs.pop("indices", None)
+    if indices is not None:  # sparse attention (DeepSeek-V3.2's indexer): only the chosen keys are attended to
+        attention_mask = _only_chosen_keys(attention_mask, indices, query.shape[2], key.shape[2])
     if recorder is not None:
         recorder.check_shapes(module, query, key)
     if recorder is not None and not recorder.wants_probabilities(module):
@@ -77,6 +81,19 @@ class Extra:
         bias = kwargs.pop("position_bias", None)
         sinks = named if sinks is None else sinks
         return None if sinks is None and bias is None else cls(sinks, bias)
+
+
+def _only_chosen_keys(attention_mask, indices, q_len: int, k_len: int):
+    """The mask restricted to the keys ``indices`` [batch, q_pos, top-k] chooses (negative: no key)."""
+    chosen = torch.zeros(*indices.shape[:2], k_len + 1, dtype=torch.bool, device=indices.device)
+    chosen.scatter_(-1, torch.where(indices >= 0, indices.long(), k_len), True)
+    chosen = chosen[:, None, :, :k_len]  # [batch, 1, q_pos, k_pos]
+    if attention_mask is None:  # plain causal
+        q_pos = torch.arange(q_len, device=indices.device)[:, None] + (k_len - q_len)
+        return chosen & (torch.arange(k_len, device=indices.device)[None, :] <= q_pos)
+    if attention_mask.dtype == torch.bool:
+        return attention_mask[..., :k_len] & chosen
+    return attention_mask[..., :k_len].masked_fill(~chosen, torch.finfo(attention_mask.dtype).min)
 
 
 def _one_pass(module, query, key, value, attention_mask, scaling, softcap, recorder, extra=None):

@@ -83,6 +83,8 @@ class Recorder:
         if query.shape[1] != self.n_heads:
             raise LmxrayError(f"layer {layer} has {query.shape[1]} attention heads where the config says "
                               f"{self.n_heads}", "lmxray records models with one head count; trace another model")
+        if not set(self.plan.components) & set(PER_HEAD_COMPONENTS):
+            return  # the maps and entropy need one query head count only
         shape = (key.shape[1], query.shape[-1], key.shape[-1])  # key/value heads, query and key widths
         self._head_shape = self._head_shape or shape
         if shape != self._head_shape:
@@ -192,7 +194,7 @@ class Recorder:
 
     def _output_hook(self, name: str, slot: int):
         def hook(module, args, output):
-            hidden = output[0] if isinstance(output, tuple) else output  # [batch, pos, d_model]
+            hidden = output[0] if isinstance(output, (tuple, list)) else output  # [batch, pos, d_model]
             if name == "residual" and hidden.shape != (self.batch, self.seq_len, self.d_model):
                 raise LmxrayError(f"layer {self.layers[slot]} outputs a {list(hidden.shape)} tensor, not one residual "
                                   f"vector of {self.d_model} per token (several residual streams?)",

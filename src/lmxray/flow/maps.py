@@ -111,8 +111,8 @@ def layer_maps(model, layer: int, dtype=torch.float32) -> LayerMaps:
     scale = residual_multiplier(model)
     out = _scaled(affine_of(get_path(block, spec.out_proj), dtype), scale)
     d_head = out.weight.shape[1] // info.n_heads
-    value = _rows(affine_of(get_path(block, spec.value_proj), dtype), spec.value_rows,
-                  info.n_kv_heads * d_head, info.n_heads)
+    n_kv = getattr(get_path(block, spec.attention), spec.kv_heads_attr) if spec.kv_heads_attr else info.n_kv_heads
+    value = _rows(affine_of(get_path(block, spec.value_proj), dtype), spec.value_rows, n_kv * d_head, info.n_heads)
     post = lambda path: None if path is None else norm_of(get_path(block, path), spec, dtype)  # noqa: E731
     pre = lambda path, proj: proj if path is None else fold(norm_of(get_path(block, path), spec, dtype), proj)  # noqa: E731
     up = down = experts = None
@@ -125,7 +125,7 @@ def layer_maps(model, layer: int, dtype=torch.float32) -> LayerMaps:
     return LayerMaps(
         value=pre(spec.input_norm, value), out=out, attn_post=post(spec.attn_post_norm), up=up, down=down,
         mlp_post=post(spec.mlp_post_norm), centre=spec.norm_kind == "layer",
-        parallel=spec.uses_parallel_residual(model.hf.config), n_heads=info.n_heads, n_kv_heads=info.n_kv_heads,
+        parallel=spec.uses_parallel_residual(model.hf.config), n_heads=info.n_heads, n_kv_heads=n_kv,
         experts=experts,
     )
 

@@ -4,7 +4,8 @@ and does flow reconstruct it?
 Each type's default config is shrunk (``lmxray.models.tiny``) and built with random
 weights (fp32, seed 0). Trace is exact when the captured per-head probabilities
 match eager attention's within ``PROB_TOL``, the traced logits match eager's and
-the last layer's logit lens gives the model's own logits. Flow is exact when the
+the last layer's logit lens gives the model's own logits, and (where the trace has
+them) what attention and the MLP add sums to the residual's change. Flow is exact when the
 sum over sources equals the true residual (relative ``FLOW_TOL``) and the logit
 attribution sums to the logit. Encoder, encoder-decoder and multimodal types are
 listed as out of scope with the reason.
@@ -23,6 +24,7 @@ from lmxray.errors import LmxrayError
 
 PROB_TOL = 1e-5  # per-head probabilities vs eager output_attentions (fp32)
 LOGIT_TOL = 1e-4  # traced logits vs eager logits, and the last layer's lens vs the logits (fp32, absolute)
+COMPONENTS_TOL = 1e-5  # |resid_in + attention out + MLP out - resid_out|, relative to the residual (fp32)
 FLOW_TOL = 1e-4  # flow: |sum over sources - true residual| / |true residual|, and attribution sum vs logit
 MAX_PARAMS = 5_000_000  # a shrunk config larger than this is not built (some types ignore the shrink)
 PROMPT = "the tiny cat sat on a mat, and then"  # 36 bytes + BOS: longer than the shrunk sliding windows
@@ -42,6 +44,7 @@ class Support:
     attention_drift: float | None  # max |captured - eager| over per-head probabilities
     logits_drift: float | None  # max |traced - eager| over logits
     lens_drift: float | None  # max |last-layer lens - final log-probs|
+    components_drift: float | None  # max |resid_in + attention out + MLP out - resid_out| / max |resid_out|
     flow: bool | None
     flow_error: float | None  # max relative residual error of the decomposition
     attribution_drift: float | None  # max |sum of attributions - logit|
@@ -139,7 +142,7 @@ def check_type(model_type: str) -> Support:
 
     start = time.perf_counter()
     row = dict(model_type=model_type, spec=None, trace=None, attention_drift=None, logits_drift=None,
-               lens_drift=None, flow=None, flow_error=None, attribution_drift=None)
+               lens_drift=None, components_drift=None, flow=None, flow_error=None, attribution_drift=None)
     try:
         default = CONFIG_MAPPING[model_type]()
     except Exception as e:  # transformers' own default config fails its validation
@@ -161,7 +164,7 @@ def check_type(model_type: str) -> Support:
     except Exception as e:  # the model's own code failed under lmxray: a bug to fix, listed with its message
         status, reason = "failed", _line(e)
     if status == "traced" and not row["trace"]:
-        status, reason = "failed", "traced values drift from eager attention (see the drift columns)"
+        status, reason = "failed", "traced values drift (see the drift columns)"
     return Support(status=status, reason=reason, seconds=round(time.perf_counter() - start, 3), **row)
 
 
@@ -217,10 +220,23 @@ def _check(hf, row: dict) -> None:
     if trace.layers[-1] == model.info.n_layers - 1:  # a hybrid ending in another layer kind has no final lens
         final = torch.log_softmax(torch.tensor(eager_logits), -1).numpy().max(-1)
         row["lens_drift"] = _drift(np.log(trace.lens.target_prob[-1]), final)
+    row["components_drift"] = _bookkeeping(trace, model.info.n_layers)
     row["trace"] = bool(row["attention_drift"] <= PROB_TOL and row["logits_drift"] <= LOGIT_TOL
-                        and (row["lens_drift"] is None or row["lens_drift"] <= LOGIT_TOL))
+                        and (row["lens_drift"] is None or row["lens_drift"] <= LOGIT_TOL)
+                        and (row["components_drift"] is None or row["components_drift"] <= COMPONENTS_TOL))
     if not model.spec.inspected:
         _check_flow(model, eager_logits, row)
+
+
+def _bookkeeping(trace, n_layers: int) -> float | None:
+    """How far what attention and the MLP add misses the residual's change, relative to the residual (None when
+    the trace lacks a part, or does not hold every layer)."""
+    c = trace.components
+    if trace.layers != list(range(n_layers)) or not {"attention_output", "mlp_output", "residual"} <= set(c):
+        return None
+    out = c["residual"].values
+    before = np.concatenate([c["input_embedding"].values, out[:-1]])
+    return _drift(before + c["attention_output"].values + c["mlp_output"].values, out) / float(np.abs(out).max())
 
 
 def _check_flow(model, eager_logits: np.ndarray, row: dict) -> None:

@@ -20,12 +20,18 @@ D_HEAD = WIDTH // HEADS
 _SMALL: dict[tuple[str, ...], int] = {
     ("num_hidden_layers", "n_layer", "num_layers", "n_layers"): N_LAYERS,
     ("hidden_size", "n_embd", "d_model", "dim", "embed_dim"): WIDTH,
-    ("num_attention_heads", "n_head", "num_heads", "n_heads"): HEADS,
-    ("head_dim", "kv_channels", "attention_head_dim"): D_HEAD,
+    ("num_attention_heads", "n_head", "num_heads", "n_heads", "num_attention_heads_per_layer",
+     "swa_num_attention_heads"): HEADS,
+    ("head_dim", "kv_channels", "attention_head_dim", "swa_head_dim", "index_head_dim"): D_HEAD,
     ("intermediate_size", "ffn_dim", "n_inner", "d_ff", "ffn_hidden_size", "dim_ff"): 96,
-    ("moe_intermediate_size", "shared_expert_intermediate_size", "expert_intermediate_size", "moe_ffn_hidden_size"): 32,
+    ("moe_intermediate_size", "shared_expert_intermediate_size", "shared_experts_intermediate_size",
+     "expert_intermediate_size", "moe_ffn_hidden_size", "expert_ffn_hidden_size"): 32,
     ("num_experts", "num_local_experts", "n_routed_experts", "moe_num_experts"): 4,
-    ("vocab_size",): VOCAB,
+    ("zero_expert_num", "index_n_heads"): 2,
+    ("qk_head_dim",): 16,  # qk_nope_head_dim + qk_rope_head_dim
+    ("index_topk",): 8,
+    ("vocab_size", "vocab_size_per_layer_input"): VOCAB,
+    ("hidden_size_per_layer_input",): 16,
     ("max_position_embeddings", "n_positions", "n_ctx", "max_seq_len", "seq_length"): 64,
     ("kv_lora_rank", "q_lora_rank"): 16,
     ("qk_rope_head_dim", "qk_nope_head_dim", "rotary_dim", "rotary_emb_dim"): 8,
@@ -50,6 +56,8 @@ EXTRA: dict[str, dict] = {
     "dots1": {"n_routed_experts": 4, "num_experts_per_tok": 2, "n_shared_experts": 1},
     "mamba2": {"num_heads": 8},  # hidden * expand == heads * head_dim
     "gpt_neo": {"attention_types": [[["global", "local"], 1]]},
+    "inkling_text": {"swa_num_key_value_heads": 4},  # sliding layers keep more key/value heads, as the default does
+    "longcat_flash": {"head_dim": 8},  # its rotary reads head_dim: the rotary part of each head
     "recurrent_gemma": {"block_types": ["recurrent", "attention"]},
     "dbrx": {"attn_config": {"kv_n_heads": 2, "rope_theta": 10000.0, "clip_qkv": 8.0}},  # the default lacks rope_theta
     # multipliers away from 1, so that the matrix checks where they apply
