@@ -1,11 +1,12 @@
-"""The Ray engine: Ray Data ``map_batches`` over the items with a pool of actors that each load the model once.
+"""The Ray engine: Ray Data ``map_batches`` over the batches with a pool of actors that each load the model once.
 
-Each input row is one item (its id, size and pickled data); each output row is
-one finished batch: its ids, its rows as an Arrow IPC stream, its files and the
-identity of the weights that computed it. The driver stores every output row
-as one part, so a part always holds whole items, whatever order batches finish
-in. Ray restarts a worker that dies and runs its batch again; a batch that
-arrives twice adds nothing (job.store_output).
+Each input row is one batch of items, formed by the driver as the local engine
+forms them (longest first, ``batch_size`` at a time): their ids and pickled
+data. Each output row is that batch finished: its ids, its rows as an Arrow IPC
+stream, its files and the identity of the weights that computed it. The driver
+stores every output row as one part, so a part always holds whole items,
+whatever order batches finish in. Ray restarts a worker that dies and runs its
+batch again; a batch that arrives twice adds nothing (job.store_output).
 """
 
 from __future__ import annotations
@@ -64,12 +65,15 @@ class RayEngine:
         with quiet_ray():
             try:
                 workers = self.workers or default_workers(ray.cluster_resources(), self.gpus, self.cpus)
-                rows = [{"id": it.id, "item": pickle.dumps(it, protocol=pickle.HIGHEST_PROTOCOL)} for it in items]
-                dataset = ray.data.from_items(rows, override_num_blocks=min(len(rows), 4 * workers))
+                # the local engine's batches: the same prompts padded together, whichever engine runs them
+                chunks = [items[i:i + batch_size] for i in range(0, len(items), batch_size)]
+                rows = [{"ids": [it.id for it in chunk], "items": pickle.dumps(chunk, protocol=pickle.HIGHEST_PROTOCOL)}
+                        for chunk in chunks]
+                dataset = ray.data.from_items(rows, override_num_blocks=len(rows))  # one block, one task per batch
                 # Ray Data restarts an actor that dies and retries its batch (max_restarts and max_task_retries -1)
                 batches = dataset.map_batches(
                     BatchWorker, fn_constructor_kwargs={"ref": self.model, "job": job, "threads": self.cpus},
-                    batch_size=batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
+                    batch_size=1, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
                     num_cpus=self.cpus, num_gpus=self.gpus)
                 want = identity(model)
                 for row in batches.iter_rows():
@@ -95,7 +99,7 @@ class BatchWorker:
         self.identity = json.dumps(identity(self.model), sort_keys=True)
 
     def __call__(self, batch: dict) -> dict:
-        items = [pickle.loads(b) for b in batch["item"]]
+        items = pickle.loads(batch["items"][0])  # one row: one batch of items, formed by the driver
         output = self.job.collect(self.model, self.job.launch(self.model, items))
         sink = pa.BufferOutputStream()
         with pa.ipc.new_stream(sink, output.table.schema) as writer:
