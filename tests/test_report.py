@@ -161,6 +161,19 @@ def test_report_carries_the_explorer_with_the_runs_views(tiny, html):
     assert data["run"]["prompt"] == PROMPT and "x.io" in html, "the prompt travels (its :// escaped)"
 
 
+def test_large_maps_are_left_out_of_the_file_and_said(tiny, monkeypatch):
+    import lmxray.render.report as report
+
+    model, trace, _ = tiny
+    monkeypatch.setattr(report, "EMBED_MAX_FLOATS", trace.attention.size - 1)
+    monkeypatch.setattr(report, "EMBED_MAX_LENS", 2)
+    data = report.explorer_data(trace, model.token_text)
+    assert data["maps"] == {} and data["head_maps"] == {}
+    assert list(data["lens"]) == [str(trace.position)], "the prediction's lens first (this trace has no other)"
+    assert any("maps left out" in n for n in data["notes"]) and any("per-head maps" in n for n in data["notes"])
+    assert any(f"for 2 of {len(trace.tokens)} positions" in n for n in data["notes"])
+
+
 def test_report_without_the_bundle_is_static(tiny, monkeypatch, tmp_path):
     import lmxray.render.report as report
 

@@ -32,7 +32,7 @@ TOP_HEADS = 5  # heads listed per pattern in the head-score section
 _MIME = {"png": "image/png", "svg": "image/svg+xml"}
 # The explorer bundle `make web` builds (a path, not an import: render/ sits below server/)
 BUNDLE = Path(__file__).resolve().parent.parent / "server" / "static"
-EMBED_MAX_FLOATS = 4_000_000  # per-head maps (layers x heads x tokens^2) embedded up to this many floats
+EMBED_MAX_FLOATS = 4_000_000  # maps (layers [x heads] x tokens^2) embedded up to this many floats each kind
 EMBED_MAX_LENS = 512  # lens views embedded for at most this many positions (the prediction's first)
 SVG_NS = "http://www.w3.org/2000/svg"  # the bundle's SVG export names it; inlined as "http\x3a//..." (same string)
 
@@ -191,7 +191,12 @@ def explorer_data(trace: Trace, decode=None) -> dict:
             continue
     if len(positions) > EMBED_MAX_LENS:
         notes.append(f"logit lens embedded for {EMBED_MAX_LENS} of {len(positions)} positions")
-    maps = {str(layer): map_view(trace, layer).to_dict() for layer in trace.layers} if trace.attention is not None else {}
+    maps = {}
+    if trace.attention is not None and trace.attention.size <= EMBED_MAX_FLOATS:
+        maps = {str(layer): map_view(trace, layer).to_dict() for layer in trace.layers}
+    elif trace.attention is not None:
+        notes.append(f"maps left out of this file ({trace.attention.size:,} weights > {EMBED_MAX_FLOATS:,}): "
+                     "open the trace with lmxray serve")
     head_maps = {}
     if trace.attention_heads is not None:
         if trace.attention_heads.size <= EMBED_MAX_FLOATS:

@@ -66,8 +66,10 @@ export class EmbeddedApi implements Api {
   async map(run: string, layer: number, head?: number): Promise<MapView> {
     this.run(run);
     const v = head === undefined ? this.data.maps[String(layer)] : undefined;
-    if (!v) throw new ApiError(422, head === undefined ? `no map of layer ${layer} in this page`
-      : `single-head maps are not in this page (layer ${layer}, head ${head})`, "open the maps view without head=");
+    if (!v && head !== undefined)
+      throw new ApiError(422, `single-head maps are not in this page (layer ${layer}, head ${head})`,
+        "open the maps view without head=");
+    if (!v) throw new ApiError(422, `no map of layer ${layer} in this page`, this.data.notes.join("; ") || SERVE_FIX);
     return v;
   }
 
