@@ -9,17 +9,16 @@ import { exportButtons, type Draw } from "./export";
 import { attentionGraph, type GraphData } from "./graph/model";
 import { routesGraph } from "./graph/routes";
 import { GraphView, type GraphTimings } from "./graph/view";
-import { CanvasPainter } from "./paint";
 import { fmt } from "./scale";
 import { DEFAULT_STEPS, DEFAULT_THRESHOLD, VIEWS, formatState, parseState, withState, type UrlState } from "./state";
 import { tokenLabel } from "./graph/render";
 import { cellCentre, drawMaps, hitCell, mapsLayout, type MapsInput } from "./views/maps";
-import { drawTable, tableElement, tableSize, type Table } from "./views/table";
 import { convergenceTable, lensTable } from "./views/tables";
 import { carriesFiles, traceFileOf } from "./upload";
 import { attributionTable, chosen, drawStack, stackLayout } from "./views/flow";
 import { cellOrigin, describe, drawHeads, headsLayout, hitHead, topTable } from "./views/heads";
-import { curvesLayout, drawCurves, experimentsTable, profileTable, rowsTable, sweepTable } from "./views/experiments";
+import { experimentsView } from "./pages/experiments";
+import { canvasOf, el, tableView } from "./dom";
 import { drawTrace, logitsTable, traceLayout } from "./views/logits";
 import { chartLayout, drawChart, layerTable, metricsTable } from "./views/compare";
 
@@ -64,13 +63,6 @@ const cache = new Map<string, Promise<unknown>>();
 function cached<T>(key: string, load: () => Promise<T>): Promise<T> {
   if (!cache.has(key)) cache.set(key, load().catch((e) => { cache.delete(key); throw e; }));
   return cache.get(key) as Promise<T>;
-}
-
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, text?: string, cls?: string): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tag);
-  if (text !== undefined) e.textContent = text;
-  if (cls) e.className = cls;
-  return e;
 }
 
 const app = document.getElementById("app")!;
@@ -188,7 +180,7 @@ async function render(): Promise<void> {
   try {
     if (state.view === "experiments") {
       main.replaceChildren(el("p", "Loading…", "muted"));
-      const content = await experimentsView();
+      const content = await experimentsView({ api, state, navigate, width: main.clientWidth || 900 });
       if (stale()) return;
       main.replaceChildren(content);
       window.lmxray.ready = true;
@@ -481,68 +473,6 @@ const VIEW_RENDERERS: Record<RunView, Renderer> = {
   },
 };
 
-const PAIR_COLUMNS = ["id", "category", "peak_layer", "peak_js", "mean_js", "top1_intended", "top1_contradictory"];
-const PAIR_LAYER_COLUMNS = ["layer", "js", "bos_share_intended", "bos_share_contradictory", "expected_share_intended"];
-const PAGE_ROWS = 200; // rows of a table query shown at once
-
-/** The experiments view: the run folders, or one sweep (curves, summary, pairs; a pair's per-layer rows) or
- * profile (per-corpus summary), and any of the folder's tables. */
-async function experimentsView(): Promise<HTMLElement> {
-  const list = await api.experiments();
-  const wrap = el("div", undefined, "experiments");
-  const controls = wrap.appendChild(el("div", undefined, "controls"));
-  const pick = controls.appendChild(el("select"));
-  pick.name = "experiment";
-  pick.append(new Option("all run folders", ""));
-  for (const e of list) pick.append(new Option(`${e.name} (${e.command})`, e.name, false, e.name === state.experiment));
-  pick.onchange = () => navigate({ experiment: pick.value || undefined, pair: undefined, table: undefined });
-  const chosen = list.find((e) => e.name === state.experiment);
-  if (!chosen) {
-    if (state.experiment) throw new ApiError(404, `no experiment ${JSON.stringify(state.experiment)} in the runs folder`,
-      "pick one from the list (GET /api/experiments)");
-    tableView(wrap, experimentsTable(list), "lmxray-experiments");
-    return wrap;
-  }
-  const name = chosen.name;
-  const summary = await api.experimentSummary(name);
-  if (summary.command === "sweep") {
-    const curves = await api.sweepCurves(name);
-    const lay = curvesLayout(curves, Math.min(1000, Math.max(420, main.clientWidth || 900)));
-    const draw: Draw = (p) => drawCurves(p, curves, lay);
-    controls.append(exportButtons(`lmxray-sweep-${name}`, () => ({ draw, width: lay.width, height: lay.height })));
-    wrap.appendChild(canvasOf(draw, lay.width, lay.height)).setAttribute("aria-label", "sweep curves");
-    tableView(wrap.appendChild(el("div", undefined, "summary")), sweepTable(summary), `lmxray-sweep-summary-${name}`);
-    const pairs = await api.query(name, "pairs", { columns: PAIR_COLUMNS, limit: PAGE_ROWS });
-    const box = wrap.appendChild(el("div", undefined, "pairs"));
-    tableView(box, rowsTable("Pairs (click one for its per-layer rows)", pairs), `lmxray-sweep-pairs-${name}`);
-    box.querySelectorAll("tbody tr").forEach((tr, i) => {
-      const id = String(pairs.rows[i][0]);
-      tr.classList.add("link");
-      if (id === state.pair) tr.classList.add("selected");
-      tr.addEventListener("click", () => navigate({ pair: id }));
-    });
-    if (state.pair) {
-      const rows = await api.query(name, "layers", { columns: PAIR_LAYER_COLUMNS,
-        filters: [{ column: "id", op: "eq", value: state.pair }], limit: PAGE_ROWS });
-      tableView(wrap.appendChild(el("div", undefined, "pair")), rowsTable(`Pair ${state.pair} by layer`, rows),
-        `lmxray-sweep-pair-${name}-${state.pair}`);
-    }
-  } else {
-    tableView(wrap.appendChild(el("div", undefined, "summary")), profileTable(summary), `lmxray-profile-${name}`);
-  }
-  const tables = controls.appendChild(el("select"));
-  tables.name = "table";
-  tables.append(new Option("browse a table…", ""));
-  for (const t of chosen.tables) tables.append(new Option(`${t.name} (${t.n_rows} rows)`, t.name, false, t.name === state.table));
-  tables.onchange = () => navigate({ table: tables.value || undefined });
-  if (state.table) {
-    const rows = await api.query(name, state.table, { limit: PAGE_ROWS });
-    tableView(wrap.appendChild(el("div", undefined, "browse")), rowsTable(`${name}: ${state.table}`, rows),
-      `lmxray-table-${name}-${state.table}`);
-  }
-  return wrap;
-}
-
 /** Graph data as it arrives, and how to build the graph from it (timed from there: the data is in). */
 interface Loaded {
   build: () => GraphData;
@@ -590,24 +520,6 @@ function jobProgress(kind: string): (j: Job<unknown>) => void {
     bar.value = j.progress;
     label.textContent = ` ${j.message}`;
   };
-}
-
-function tableView(wrap: HTMLElement, t: Table, name: string): HTMLElement {
-  const [width, height] = tableSize(t);
-  wrap.append(exportButtons(name, () => ({ draw: (p) => drawTable(p, t), width, height })), tableElement(t));
-  return wrap;
-}
-
-function canvasOf(draw: Draw, width: number, height: number): HTMLCanvasElement {
-  const canvas = el("canvas");
-  const dpr = window.devicePixelRatio || 1;
-  canvas.width = Math.round(width * dpr);
-  canvas.height = Math.round(height * dpr);
-  Object.assign(canvas.style, { width: `${width}px`, height: `${height}px` });
-  const ctx = canvas.getContext("2d")!;
-  ctx.scale(dpr, dpr);
-  draw(new CanvasPainter(ctx));
-  return canvas;
 }
 
 buildHeader();

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { SvgPainter } from "../src/paint";
-import { bandPolygon, categoryColor, cellText, curvesLayout, drawCurves, rowsTable, sweepTable,
-  type SweepCurves, type SweepSummary } from "../src/views/experiments";
+import { bandPolygon, categoryColor, cellText, curvesLayout, drawCurves, profileTable, rowsTable, sweepTable,
+  type ProfileSummary, type SweepCurves, type SweepSummary } from "../src/views/experiments";
 
 const curves: SweepCurves = {
   run: "sw", layers: 3, level: 0.95,
@@ -46,6 +46,14 @@ describe("experiment tables", () => {
         mean_js: 0.2, bottleneck_layer: 2, bottleneck_share: 0.125 }],
       length_groups: [], length_split: {} } as SweepSummary;
     expect(sweepTable(v).rows).toEqual([["capitals", "4", "1.25 [1, 1.5]", "– [–, –]", "0.5 [0.25, 0.75]", "0.2", "L2 (0.125)"]]);
+  });
+
+  it("lists a profile's corpora with their most sensitive layers", () => {
+    const v = { run: "prof", command: "profile", model: "m", layers: 3, max_tokens: 16,
+      corpora: [{ corpus: "mine", samples: 3, tokens: 40, truncated: 1, most_sensitive_layers: [2, 0],
+        most_sensitive_layers_relative: [] }] } as ProfileSummary;
+    expect(profileTable(v).rows).toEqual([["mine", "3", "40", "1", "L2 L0", ""]]);
+    expect(profileTable(v).title).toContain("cut to 16 tokens");
   });
 
   it("turns a query page into rows, integers kept whole", () => {
