@@ -27,7 +27,7 @@ $(VENV)/.setup: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.setup
-	$(PIP) install -e '.[dev,ray]'
+	$(PIP) install -e '.[dev,ray,jupyter]'
 	touch $@
 
 web/node_modules/.package-lock.json: web/package-lock.json

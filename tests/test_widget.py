@@ -41,7 +41,9 @@ def test_a_trace_and_a_flow_show_as_widgets_with_the_librarys_views(model):
     assert data["summary"] == json.loads(json.dumps(trace_view(trace, strict=False).to_dict()))
     bundle, _ = widget_module.mimebundle(trace)
     assert WIDGET_VIEW in bundle and bundle["text/html"] == trace_summary_html(trace)
+    assert set(trace._repr_mimebundle_()[0]) == set(bundle), "Jupyter's display of a Trace is not the widget bundle"
     f = flow(model, "The cat sat on the mat")
+    assert WIDGET_VIEW in f._repr_mimebundle_()[0], "Jupyter's display of a Flow is not the widget"
     data = page_data(widget_module.explorer_widget(f).page)
     assert data["view"] == "flow" and data["flow"] == json.loads(json.dumps(flow_view(f).to_dict()))
     assert data["summary"]["prompt"] == "The cat sat on the mat"

@@ -1,7 +1,8 @@
 """Rich display of lmxray objects in Jupyter, kept above trace/ so that record types never import render/.
 
-``lmxray/__init__.py`` attaches ``trace_html`` to ``Trace`` as ``_repr_html_``; matplotlib and the
-report code load only when a notebook first shows a trace.
+``lmxray/__init__.py`` attaches ``trace_html`` to ``Trace`` as ``_repr_html_`` and ``mimebundle`` to ``Trace`` and
+``Flow`` as ``_repr_mimebundle_`` (the explorer widget, with the static summary as fallback); matplotlib, the
+report code and anywidget load only when a notebook first shows one.
 """
 
 from __future__ import annotations
@@ -12,3 +13,10 @@ def trace_html(trace) -> str:
     from lmxray.render.report import trace_summary_html
 
     return trace_summary_html(trace)
+
+
+def mimebundle(obj, include=None, exclude=None) -> tuple[dict, dict]:
+    """Jupyter's rich display of a Trace or Flow: the interactive explorer (anywidget) plus the static HTML summary."""
+    from lmxray.render.widget import mimebundle as widget_bundle
+
+    return widget_bundle(obj, include, exclude)
