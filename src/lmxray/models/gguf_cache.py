@@ -260,7 +260,11 @@ def _convert_into(path: Path, out: Path) -> None:
                 f" ({' '.join(str(e).split())[:120]})",
                 "use a llama/gemma3-family GGUF or an HF model directory",
             ) from None
-        result = model.load_state_dict(tensors, strict=False)
+        try:
+            result = model.load_state_dict(tensors, strict=False)
+        except RuntimeError as e:  # shapes the file's config does not give
+            raise LmxrayError(f"cannot convert {path.name}: weights do not match the architecture "
+                              f"({' '.join(str(e).split())[:160]})", "use an HF model directory for this model") from None
         model.tie_weights()
         state = model.state_dict()
         loaded = {t.data_ptr() for k, t in state.items() if k in tensors}

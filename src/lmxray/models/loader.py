@@ -45,16 +45,19 @@ def load(spec: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto"
     check_scope(config)  # an encoder, encoder-decoder or multimodal model is refused before its weights load
     attn = register()
     with _load_errors(resolved.path), no_progress_bars():
+        # built with eager attention (every class has it; some pick their attention classes at init by name),
+        # then switched to lmxray's, which models that compute attention themselves keep as eager
         if init == "random":
-            config._attn_implementation = attn
+            config._attn_implementation = "eager"
             with seeded(seed):
                 hf = AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
         else:
             hf = AutoModelForCausalLM.from_pretrained(
-                resolved.path, dtype=torch_dtype, attn_implementation=attn, use_safetensors=True, **offline,
+                resolved.path, dtype=torch_dtype, attn_implementation="eager", use_safetensors=True, **offline,
             )
         tokenizer = AutoTokenizer.from_pretrained(resolved.path, **offline)
     hf = hf.to(torch_device).eval()
+    hf.set_attn_implementation(attn)
     arch = spec_for(hf, attn)
     name = resolved.name if init == "pretrained" else f"{RANDOM_PREFIX}{resolved.name}@seed{seed}"
     source = resolved.source if init == "pretrained" else "random"
