@@ -101,9 +101,11 @@ def test_engine_options_are_checked_before_anything_loads(monkeypatch):
             make_engine(name, ref, **kwargs)
     import lmxray.engines.ray_engine as ray_engine
 
-    monkeypatch.setattr(ray_engine.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(ray_engine.importlib.util, "find_spec", lambda name: None)  # neither Ray nor accelerate
     with pytest.raises(LmxrayError, match=r"needs Ray, which is not installed — pip install 'lmxray\[ray\]'"):
         make_engine("ray", ref)
+    with pytest.raises(LmxrayError, match=r"--device-map needs the accelerate package.*lmxray\[ray\]"):
+        make_engine("local", ModelRef("smollm2", device_map="auto"))
 
 
 def test_engine_errors_on_the_command_line(capsys, tiny_dir, tmp_path, monkeypatch):

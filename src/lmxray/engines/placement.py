@@ -3,6 +3,7 @@ runs in one worker: each block runs where its weights are, and capture sees the 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shutil
@@ -34,10 +35,8 @@ def parse_device_map(text: str | None) -> str | dict | None:
 
 def check_accelerate() -> None:
     """Refuse a device map at once when accelerate is missing (before any model is loaded)."""
-    try:
-        import accelerate  # noqa: F401
-    except ImportError:
-        raise LmxrayError("--device-map needs the accelerate package, which is not installed", INSTALL_FIX) from None
+    if importlib.util.find_spec("accelerate") is None:
+        raise LmxrayError("--device-map needs the accelerate package, which is not installed", INSTALL_FIX)
 
 
 def check_devices(device_map: dict) -> None:
