@@ -10,7 +10,7 @@ import typer
 from lmxray.cli.app import check_seed, err, load_model
 
 EngineOpt = Annotated[str, typer.Option(
-    "--engine", help="local: batches run in this process; ray: on a Ray cluster (pip install 'lmxray[ray]').")]
+    "--engine", help="local: batches run in this process; ray: on a Ray cluster (pip install 'lmxray\\[ray]').")]
 AddressOpt = Annotated[Optional[str], typer.Option(
     "--address", help="With --engine ray: the cluster (host:6379, ray://host:10001 or auto); default: a one-machine "
     "cluster started for this run.")]
