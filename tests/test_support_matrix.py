@@ -9,14 +9,19 @@ failure inside lmxray's capture or flow fails the test with the row's reason.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from lmxray.adapters import SUPPORTED_MODEL_TYPES
-from lmxray.models.support import FLOW_TOL, LOGIT_TOL, PROB_TOL, causal_lm_types, summary, support_matrix
+from lmxray.models.support import (FLOW_TOL, LOGIT_TOL, PROB_TOL, TINY_FAILS, causal_lm_types, markdown, summary,
+                                   support_matrix)
 from cli_helpers import assert_user_error, run
 
-BUILD_FAILURES = ("tiny model did not build", "the default config does not build")
+BUILD_FAILURES = (TINY_FAILS, "the default config does not build")
+DOC = Path(__file__).parent.parent / "docs" / "architectures.md"
+TRACE_SHARE = 0.9  # the issue's figure: trace exact on this share of the decoder-only types with attention
+FLOW_TYPES = 20  # and flow exact on at least this many model types
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +65,21 @@ def test_every_adapter_traces_and_flows(matrix):
     for model_type in SUPPORTED_MODEL_TYPES:
         r = by_type[model_type]
         assert r.spec == "adapter" and r.trace and r.flow, f"{model_type}: {r}"
+
+
+def test_the_issue_figures(matrix):
+    _, counts = matrix
+    assert counts["trace_share"] >= TRACE_SHARE, \
+        f"trace exact on {counts['trace_exact']} of {counts['with_attention']} types with attention (goal {TRACE_SHARE})"
+    assert counts["flow_exact"] >= FLOW_TYPES, f"flow exact on {counts['flow_exact']} model types (goal {FLOW_TYPES})"
+
+
+def test_docs_show_this_matrix(matrix):
+    """docs/architectures.md embeds `lmxray models --support --markdown` of this transformers version: paste it
+    again when the matrix moves."""
+    rows, _ = matrix
+    assert markdown(rows) in DOC.read_text(encoding="utf-8"), \
+        "docs/architectures.md differs from `lmxray models --support --markdown`"
 
 
 def test_cli_prints_the_matrix_as_json(capsys):

@@ -258,7 +258,7 @@ def _convert_into(path: Path, out: Path) -> None:
             raise LmxrayError(
                 f"cannot convert {path.name}: GGUF architecture '{arch}' is not supported by transformers"
                 f" ({' '.join(str(e).split())[:120]})",
-                "use a llama/gemma3-family GGUF or an HF model directory",
+                "docs/architectures.md lists the GGUF architectures that load; or use an HF model directory",
             ) from None
         try:
             result = model.load_state_dict(tensors, strict=False)

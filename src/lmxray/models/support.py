@@ -29,6 +29,7 @@ FLOW_TOL = 1e-4  # flow: |sum over sources - true residual| / |true residual|, a
 MAX_PARAMS = 5_000_000  # a shrunk config larger than this is not built (some types ignore the shrink)
 PROMPT = "the tiny cat sat on a mat, and then"  # 36 bytes + BOS: longer than the shrunk sliding windows
 SEED = 0
+TINY_FAILS = "the tiny model does not build or run"  # a gap in models/tiny.py, not in lmxray
 NO_ATTENTION = "it has no attention"  # how the refusal of a state-space or recurrent model begins
 
 
@@ -151,14 +152,17 @@ def check_type(model_type: str) -> Support:
         check_scope(default)
     except LmxrayError as e:
         return Support(status="out of scope", reason=e.problem.partition(": it is ")[2], seconds=0.0, **row)
+    ids = ByteTokenizer()(PROMPT)["input_ids"]
     try:
         hf = tiny_model(model_type)
-    except Exception as e:  # the tiny config or model does not build: a gap in the shrink, reported as such
-        return Support(status="failed", reason=f"tiny model did not build: {_line(e)}",
-                       seconds=time.perf_counter() - start, **row)
+        with torch.no_grad():
+            eager = hf(torch.tensor([ids]), output_attentions=True, use_cache=False)
+    except Exception as e:  # the tiny config does not build or run in eager: a gap in the shrink, reported as such
+        return Support(status="failed", reason=f"{TINY_FAILS}: {_line(e)}", seconds=time.perf_counter() - start,
+                       **row)
     status, reason = "traced", None
     try:
-        _check(hf, row)
+        _check(hf, ids, eager, row)
     except LmxrayError as e:
         status, reason = "refused", e.problem.removeprefix(f"cannot trace model type '{model_type}': ")
     except Exception as e:  # the model's own code failed under lmxray: a bug to fix, listed with its message
@@ -192,15 +196,13 @@ def tiny_model(model_type: str):
 
 
 @torch.no_grad()
-def _check(hf, row: dict) -> None:
-    """Fill ``row`` with the trace (and flow) drifts of one tiny model; raises when lmxray refuses it."""
+def _check(hf, ids: list[int], eager, row: dict) -> None:
+    """Fill ``row`` with the trace (and flow) drifts of one tiny model against its eager forward ``eager``;
+    raises when lmxray refuses it."""
     from lmxray.capture import CapturePlan, capture
     from lmxray.models.loader import from_hf
 
-    tokenizer = ByteTokenizer()
-    ids = tokenizer(PROMPT)["input_ids"]
-    eager = hf(torch.tensor([ids]), output_attentions=True, use_cache=False)
-    model = from_hf(hf, tokenizer, hf.config.model_type)
+    model = from_hf(hf, ByteTokenizer(), hf.config.model_type)
     row["spec"] = "inspection" if model.spec.inspected else "adapter"
     plan = CapturePlan(per_head=True, n_values=None, lens_positions=None)
     trace = model.trace(ids, plan=plan)
