@@ -20,7 +20,7 @@ import torch
 from lmxray.analysis.divergence import differing_spans
 from lmxray.experiments.datasets import (SHIPPED_LENGTH_MATCHED_PAIRS, SHIPPED_PAIR_SETS, SHIPPED_PAIRS, Pair,
                                          pair_source, read_pairs)
-from lmxray.experiments.sweep import LaunchedBatch, collect_batch, sweep_batch
+from lmxray.experiments.sweep import ROWS_SCHEMA, LaunchedBatch, collect_batch, sweep_batch
 from lmxray.models.loader import from_hf
 from cli_helpers import assert_user_error, run
 from tiny_models import BosTokenizer, tiny_model
@@ -236,12 +236,13 @@ def test_run_folder_of_the_old_layout_is_refused_and_fresh_rebuilds_it(capsys, t
     del summary["schema"]
     (folder / "summary.json").write_text(json.dumps(summary))
     before = snapshot(folder)
-    assert_user_error(capsys, ["sweep", pairs, "--model", tiny_dir, "--out", folder], "layout 1", "layout 2", "--fresh")
+    assert_user_error(capsys, ["sweep", pairs, "--model", tiny_dir, "--out", folder], "layout 1",
+                      f"layout {ROWS_SCHEMA}", "--fresh")
     assert_user_error(capsys, ["sweep", "--summary", folder], "another lmxray version", "--fresh")
     assert snapshot(folder) == before, "a refused command changed the run folder"
     code, _, err = run(capsys, "sweep", pairs, "--model", tiny_dir, "--out", folder, "--fresh")
     assert code == 0 and "2 pairs computed, 0 resumed" in err, err
-    assert json.loads((folder / "run.json").read_text())["schema"] == 2
+    assert json.loads((folder / "run.json").read_text())["schema"] == ROWS_SCHEMA
 
 
 def test_stray_temporary_part_is_ignored_and_removed(capsys, tiny_dir, tmp_path):

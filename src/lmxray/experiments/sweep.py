@@ -26,8 +26,8 @@ from lmxray.experiments.store import RunStore
 
 COMMAND = "sweep"
 # Layout of the stored rows; a run folder of another layout is refused (store.py). 2: token alignment,
-# length_matched, n_shared_tokens and the differing spans.
-ROWS_SCHEMA = 2
+# length_matched, n_shared_tokens and the differing spans; 3: the pair's full intended and contradictory prompts.
+ROWS_SCHEMA = 3
 # Only the prediction position's head-summed attention row: no per-head maps, row entropy, vectors or lens.
 SWEEP_PLAN = CapturePlan(positions=(-1,), attention=True, per_head=False, row_stats=False, components=(),
                          n_values=0, lens=False)
@@ -153,7 +153,7 @@ def collect_batch(model, launched: LaunchedBatch, how: str) -> pa.Table:
         a, b = 2 * n, 2 * n + 1
         spans = differing_spans(flat[a], flat[b])
         values = {
-            "id": pair.id, "category": pair.category,
+            "id": pair.id, "category": pair.category, "intended": pair.intended, "contradictory": pair.contradictory,
             "n_tokens_intended": len(flat[a]), "n_tokens_contradictory": len(flat[b]),
             "length_matched": len(flat[a]) == len(flat[b]),
             "n_shared_tokens": len(flat[a]) - sum(len(x) for x, _ in spans),
@@ -225,6 +225,7 @@ ROW_SCHEMA = pa.schema([
     ("top1_intended", pa.string()), ("prob_intended", pa.float64()),
     ("top1_contradictory", pa.string()), ("prob_contradictory", pa.float64()),
     ("expected", pa.string()), ("hit_intended", pa.bool_()), ("hit_contradictory", pa.bool_()),
+    ("intended", pa.string()), ("contradictory", pa.string()),  # the traced prompts, so a pair can be traced again
 ])
 ROW_FIELDS = ROW_SCHEMA.names
 SPAN_SEPARATOR = " … "  # between the differing spans of one prompt in differs_intended/differs_contradictory

@@ -21,7 +21,8 @@ LAYER_COLUMNS = ("id", "category", "layer", "js", "bos_share_intended", "bos_sha
                  "expected_share_intended")
 PAIR_COLUMNS = ("n_tokens_intended", "n_tokens_contradictory", "length_matched", "n_shared_tokens",
                 "differs_intended", "differs_contradictory", "top1_intended", "prob_intended",
-                "top1_contradictory", "prob_contradictory", "expected", "hit_intended", "hit_contradictory")
+                "top1_contradictory", "prob_contradictory", "expected", "hit_intended", "hit_contradictory",
+                "intended", "contradictory")  # the full prompts last: a CSV reader sees the short columns first
 LENGTH_GROUPS = {True: "same length", False: "length differs"}
 
 

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path
 from fastapi.responses import Response
 
 from lmxray.server import tables
-from lmxray.server.errors import Conflict
+from lmxray.server.errors import Conflict, NotFound
 from lmxray.server.responses import json_response
 from lmxray.server.schemas import (ErrorOut, ExperimentOut, ExperimentsOut, ExperimentSummaryOut, SweepCurvesOut,
-                                   TableQuery, TableRowsOut)
+                                   SweepPairOut, TableQuery, TableRowsOut)
 from lmxray.server.state import ServerState, server_state
 from lmxray.analysis.bootstrap import BAND_LEVEL, curve_bands
 from lmxray.views import profile_view, sweep_view
+from lmxray.views.experiments_pair import sweep_pair_view
 
 router = APIRouter(prefix="/api/experiments", tags=["experiments"])
 State = Annotated[ServerState, Depends(server_state)]
 ERRORS = {404: {"model": ErrorOut}, 409: {"model": ErrorOut}, 422: {"model": ErrorOut}}
 Name = Annotated[str, Path(max_length=128, description="A run folder's name under --runs.")]
 Table = Annotated[str, Path(max_length=128, description="A table of the run folder (GET /api/experiments/{name}).")]
+PairId = Annotated[str, Path(max_length=256, description="A pair's id in the sweep's pairs table (it may hold a slash).")]
 VIEWS = {"sweep": sweep_view, "profile": profile_view}
 
 
@@ -75,6 +78,35 @@ def sweep_curves(name: Name, state: State) -> Response:
                "js_hi": hi.tolist(), "first_share": shares.get(c, [None] * n_layers)}
               for c, (mean, lo, hi) in curve_bands(categories, js).items()] if ids else []
     return json_response({"run": name, "layers": n_layers, "level": BAND_LEVEL, "categories": curves})
+
+
+@router.get("/{name}/pairs/{pair:path}", response_model=SweepPairOut, responses=ERRORS)
+def sweep_pair(name: Name, pair: PairId, state: State) -> Response:
+    """A finished sweep's pair: its intended and contradictory prompts as traced (null, with a note, for a run
+    that predates recorded prompts) and the served model that traces them (POST /api/runs)."""
+    experiment = _finished(state, name, "sweep")
+    view = sweep_pair_view(experiment.folder, pair)
+    if view is None:
+        raise NotFound(f"the sweep {name!r} has no pair {pair!r}", "pick an id from its pairs table")
+    view.run = name  # the folder's name under --runs, not the server's path
+    return json_response({**view.to_dict(), "served": served_spec(view.model, state.config.models)})
+
+
+def served_spec(model: str, specs: tuple[str, ...]) -> str | None:
+    """The served SPEC that loads a run's model: the same spec or path, or ``random:SPEC`` for a run made with
+    ``random:SPEC@seed0`` (the server loads random weights with seed 0); None when no served SPEC does."""
+    wanted = model.removesuffix("@seed0") if model.startswith("random:") else model
+    return next((spec for spec in specs if _same_model(spec, wanted)), None)
+
+
+def _same_model(a: str, b: str) -> bool:
+    """Equal specs, or the same file or folder named two ways (both random or both pretrained)."""
+    if a == b:
+        return True
+    if a.startswith("random:") != b.startswith("random:"):
+        return False
+    a, b = a.removeprefix("random:"), b.removeprefix("random:")
+    return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
 
 
 def _finished(state: ServerState, name: str, command: str) -> tables.Experiment:

@@ -312,6 +312,22 @@ class SweepCurvesOut(BaseModel):
     categories: list[CategoryCurve]
 
 
+class SweepPairOut(BaseModel):
+    """lmxray.views.experiments_pair.sweep_pair_view(folder, pair).to_dict(), with the served model that traces it."""
+
+    run: str
+    id: str
+    category: str
+    model: str  # the run's model, as its run.json names it
+    served: str | None  # the served SPEC that loads that model (POST /api/runs takes it); null when none does
+    align: str
+    recorded: bool  # the run recorded the pair's prompts (sweeps before rows layout 3 did not)
+    intended: str | None
+    contradictory: str | None
+    expected: str | None
+    note: str | None  # when not recorded: why, and how to record them
+
+
 class ExperimentsOut(BaseModel):
     experiments: list[ExperimentOut]
 
