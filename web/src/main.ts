@@ -180,7 +180,8 @@ async function render(): Promise<void> {
   try {
     if (state.view === "experiments") {
       main.replaceChildren(el("p", "Loading…", "muted"));
-      const content = await experimentsView({ api, state, navigate, width: main.clientWidth || 900 });
+      const content = await experimentsView({ api, state, navigate, width: main.clientWidth || 900,
+        traced: () => cache.delete("runs") });
       if (stale()) return;
       main.replaceChildren(content);
       window.lmxray.ready = true;

@@ -3,7 +3,7 @@
 import type { RoutesData } from "../graph/routes";
 import type { FlowData } from "../views/flow";
 import type { HeadsData } from "../views/heads";
-import type { Experiment, ProfileSummary, SweepCurves, SweepSummary, TableRows } from "../views/experiments";
+import type { Experiment, ProfileSummary, SweepCurves, SweepPair, SweepSummary, TableRows } from "../views/experiments";
 import type { LogitsData } from "../views/logits";
 import type { CompareView, HeadMapsView, Job, LensView, MapView, ModelEntry, RunRecord, TraceSummary } from "./views";
 
@@ -32,6 +32,7 @@ export const ROUTES = {
   experiments: () => "experiments",
   experimentSummary: (name: string) => `experiments/${enc(name)}/summary`,
   sweepCurves: (name: string) => `experiments/${enc(name)}/curves`,
+  sweepPair: (name: string, pair: string) => `experiments/${enc(name)}/pairs/${enc(pair)}`,
   uploads: () => "uploads",
   query: (name: string, table: string) => `experiments/${enc(name)}/tables/${enc(table)}/query`,
   routes: () => "jobs/routes",
@@ -61,6 +62,7 @@ export interface Api {
   experiments(): Promise<Experiment[]>;
   experimentSummary(name: string): Promise<SweepSummary | ProfileSummary>;
   sweepCurves(name: string): Promise<SweepCurves>;
+  sweepPair(name: string, pair: string): Promise<SweepPair>;
   query(name: string, table: string, body: TableQuery): Promise<TableRows>;
   job<T>(id: string): Promise<Job<T>>;
 }
@@ -101,6 +103,7 @@ export class HttpApi implements Api {
   experiments = () => this.get<Experiment[] | { experiments: Experiment[] }>(ROUTES.experiments()).then(listOf("experiments"));
   experimentSummary = (name: string) => this.get<SweepSummary | ProfileSummary>(ROUTES.experimentSummary(name));
   sweepCurves = (name: string) => this.get<SweepCurves>(ROUTES.sweepCurves(name));
+  sweepPair = (name: string, pair: string) => this.get<SweepPair>(ROUTES.sweepPair(name, pair));
   query = (name: string, table: string, body: TableQuery) =>
     this.request<TableRows>(ROUTES.query(name, table), { method: "POST", body: JSON.stringify(body) });
   job = <T>(id: string) => this.get<Job<T>>(ROUTES.job(id));

@@ -96,6 +96,7 @@ export class EmbeddedApi implements Api {
   async experiments(): Promise<never> { return this.missing("experiments"); }
   async experimentSummary(): Promise<never> { return this.missing("experiments"); }
   async sweepCurves(): Promise<never> { return this.missing("experiments"); }
+  async sweepPair(): Promise<never> { return this.missing("experiments"); }
   async query(): Promise<never> { return this.missing("experiments"); }
   async job(): Promise<never> { return this.missing("a job"); }
 }

@@ -486,6 +486,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/experiments/{name}/pairs/{pair}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Sweep Pair
+         * @description A finished sweep's pair: its intended and contradictory prompts as traced (null, with a note, for a run
+         *     that predates recorded prompts) and the served model that traces them (POST /api/runs).
+         */
+        get: operations["sweep_pair_api_experiments__name__pairs__pair__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/experiments/{name}/tables/{table}/query": {
         parameters: {
             query?: never;
@@ -1295,6 +1316,34 @@ export interface components {
             length_split: {
                 [key: string]: unknown;
             };
+        };
+        /**
+         * SweepPairOut
+         * @description lmxray.views.experiments_pair.sweep_pair_view(folder, pair).to_dict(), with the served model that traces it.
+         */
+        SweepPairOut: {
+            /** Run */
+            run: string;
+            /** Id */
+            id: string;
+            /** Category */
+            category: string;
+            /** Model */
+            model: string;
+            /** Served */
+            served: string | null;
+            /** Align */
+            align: string;
+            /** Recorded */
+            recorded: boolean;
+            /** Intended */
+            intended: string | null;
+            /** Contradictory */
+            contradictory: string | null;
+            /** Expected */
+            expected: string | null;
+            /** Note */
+            note: string | null;
         };
         /**
          * SweepRequest
@@ -2593,6 +2642,58 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["SweepCurvesOut"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorOut"];
+                };
+            };
+        };
+    };
+    sweep_pair_api_experiments__name__pairs__pair__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A run folder's name under --runs. */
+                name: string;
+                /** @description A pair's id in the sweep's pairs table (it may hold a slash). */
+                pair: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SweepPairOut"];
                 };
             };
             /** @description Not Found */

@@ -1,8 +1,9 @@
 /** Experiments: sweep runs (per-layer divergence and first-position share per category, with bands; per-pair
- * rows) and profile runs (per-corpus summary, any table of the folder), from the server's experiments routes. */
+ * rows and prompts) and profile runs (per-corpus summary, any table of the folder), from the server's experiments routes. */
 
 import type { components } from "../api/types";
 import type { Painter } from "../paint";
+import type { Align } from "../state";
 import { fmt, linear, type Linear } from "../scale";
 import type { Table } from "./table";
 
@@ -12,6 +13,7 @@ export type SweepSummary = Schemas["SweepOut"];
 export type ProfileSummary = Schemas["ProfileOut"];
 export type SweepCurves = Schemas["SweepCurvesOut"];
 export type TableRows = Schemas["TableRowsOut"];
+export type SweepPair = Schemas["SweepPairOut"];
 
 const PALETTE = ["#2166ac", "#b2182b", "#1b7837", "#762a83", "#e08214", "#35978f", "#c51b7d", "#8c510a"];
 
@@ -64,6 +66,40 @@ export function profileTable(v: ProfileSummary): Table {
 export function rowsTable(title: string, r: TableRows): Table {
   return { title, columns: r.columns, rows: r.rows.map((row) => row.map(cellText)),
     note: `${r.rows.length} of ${r.n_matched} rows${r.offset ? ` from ${r.offset}` : ""}` };
+}
+
+/** A sweep pair's prompts as the run traced them (a dash where the run did not record them) and its answer. */
+export function pairPromptsTable(p: SweepPair): Table {
+  return { title: `Pair ${p.id} (${p.category}) on ${p.model}`, columns: ["", "prompt"],
+    rows: [["intended", p.intended ?? "–"], ["contradictory", p.contradictory ?? "–"], ["expected", p.expected ?? "–"]] };
+}
+
+/** Both prompts of a pair to trace on a served model, and how compare lines them up. */
+export interface PairTraceTarget {
+  model: string;
+  intended: string;
+  contradictory: string;
+  align: Align;
+  note: string; // how compare's alignment relates to the sweep's ("" when they are the same)
+}
+
+const RANDOM_SEEDED = /^random:(.+)@seed(\d+)$/; // how a run folder names a random init (lmxray.cli.runs.model_key)
+
+/** What the page can do with a pair: trace both prompts on the served model that loads the run's model, or one
+ * line saying why not (the run predates recorded prompts, or the server does not serve its model) and the fix. */
+export function pairTraceTarget(p: SweepPair): PairTraceTarget | { note: string } {
+  if (!p.recorded || p.intended === null || p.contradictory === null)
+    return { note: p.note ?? "this run did not record the pair's prompts; rerun the sweep with --fresh" };
+  if (p.served === null) {
+    const random = RANDOM_SEEDED.exec(p.model);
+    const fix = !random ? `start it with lmxray serve --model ${p.model}`
+      : random[2] === "0" ? `start it with lmxray serve --model random:${random[1]}`
+      : `lmxray serve loads random weights with seed 0 only; rerun the sweep with --seed 0`;
+    return { note: `this server does not serve ${p.model}, the run's model: ${fix}` };
+  }
+  const align: Align = p.align === "end" ? "end" : "start";
+  const note = p.align === align ? "" : `the sweep aligned the prompts by ${p.align}; compare aligns them at the ${align}`;
+  return { model: p.served, intended: p.intended, contradictory: p.contradictory, align, note };
 }
 
 export interface CurvesLayout {
