@@ -10,8 +10,8 @@ from rich import box
 from rich.table import Table
 
 from lmxray.cli.app import DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, SeedOpt, app, out
-from lmxray.cli.runs import FreshOpt, JsonOpt, SummaryOpt, print_run_stats, progress_bar, run_folder
-from lmxray.cli.scale import AddressOpt, DeviceMapOpt, EngineOpt, GpusOpt, WorkersOpt, driver_model, engine_for
+from lmxray.cli.runs import FreshOpt, JsonOpt, SummaryOpt
+from lmxray.cli.scale import AddressOpt, DeviceMapOpt, EngineOpt, GpusOpt, WorkersOpt, engine_for, run_resumable
 
 SHOWN = 20  # prompts listed in the printed table; all of them are in prompts.csv
 
@@ -51,16 +51,10 @@ def batch(
     config = BatchConfig(batch_size=batch_size, traces=traces, limit=limit)
     runner = engine_for(engine, address, workers, gpus_per_worker, device_map, model, device, dtype, init, seed)
     chosen = read_prompts(prompts)
-    key, folder = run_folder("batch", model, init, seed, out_path)
-    store = batch_store(folder, key, config)
-    store.check(fresh)
-    with store:  # one run per folder: a second is refused at once, naming this one's pid
-        loaded = driver_model(runner)
-        with progress_bar("prompts") as progress:
-            stats = run_batch(loaded, chosen, store, config, fresh=fresh, progress=progress, engine=runner)
-        result = finish_batch(store, chosen, config, loaded.info.name)
-    if not as_json:
-        print_run_stats(stats, "prompts")
+    folder, stats, result = run_resumable(
+        "batch", "prompts", runner, chosen, config, batch_store, run_batch,
+        lambda store, name: finish_batch(store, chosen, config, name),
+        out_path=out_path, fresh=fresh, as_json=as_json)
     show(result, folder, as_json, stats)
 
 

@@ -7,9 +7,10 @@ from typing import Optional
 
 import typer
 
-from lmxray.cli.app import DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, SeedOpt, app, out
-from lmxray.cli.scale import AddressOpt, DeviceMapOpt, EngineOpt, GpusOpt, WorkersOpt, driver_model, engine_for
-from lmxray.cli.runs import FreshOpt, JsonOpt, SummaryOpt, print_run_stats, progress_bar, run_folder
+from lmxray.cli.app import DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, SeedOpt, app
+from lmxray.cli.runs import FreshOpt, JsonOpt, SummaryOpt
+from lmxray.cli.scale import (AddressOpt, DeviceMapOpt, EngineOpt, GpusOpt, WorkersOpt, engine_for, run_resumable,
+                              show_view)
 from lmxray.errors import LmxrayError
 
 
@@ -39,10 +40,11 @@ def profile(
     from lmxray.experiments.datasets import SHIPPED_CORPORA, parse_corpus_spec, read_corpus
     from lmxray.experiments.profile import ProfileConfig, profile_store, run_profile
     from lmxray.experiments.profile_report import finish_profile
+    from lmxray.render.run_tables import print_profile
     from lmxray.views import profile_view
 
     if summary is not None:
-        show_summary(profile_view(summary), as_json)
+        show_view(profile_view(summary), as_json, print_profile)
         return
     if top < 1:
         raise LmxrayError(f"--top must be at least 1, got {top}", "pass --top 5")
@@ -53,24 +55,8 @@ def profile(
     if len(set(names)) != len(names):
         raise LmxrayError(f"corpus names repeat: {names}", "give every --corpus a different NAME")
     corpora = {name: read_corpus(name, path) for name, path in specs}
-    key, folder = run_folder("profile", model, init, seed, out_path)
-    store = profile_store(folder, key, config)
-    store.check(fresh)
-    with store:  # one run per folder: a second is refused at once, naming this one's pid
-        loaded = driver_model(runner)
-        with progress_bar("samples") as progress:
-            stats = run_profile(loaded, corpora, store, config, fresh=fresh, progress=progress, engine=runner)
-        finish_profile(store, corpora, config, loaded.info.name, top)
-    if not as_json:
-        print_run_stats(stats, "samples")
-    show_summary(profile_view(folder, stats), as_json)
-
-
-def show_summary(view, as_json: bool) -> None:
-    """Print a profile view: its JSON, or the summary tables."""
-    from lmxray.render.run_tables import print_profile
-
-    if as_json:
-        out.print_json(data=view.to_dict())
-    else:
-        print_profile(out, view)
+    folder, stats, _ = run_resumable(
+        "profile", "samples", runner, corpora, config, profile_store, run_profile,
+        lambda store, name: finish_profile(store, corpora, config, name, top),
+        out_path=out_path, fresh=fresh, as_json=as_json)
+    show_view(profile_view(folder, stats), as_json, print_profile)

@@ -1,13 +1,15 @@
 """The options of the commands that run on an engine (sweep, profile, batch): where batches are computed, by how
-many workers, and how a model bigger than one device is spread."""
+many workers, and how a model bigger than one device is spread; and the run they share once the options are read."""
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from pathlib import Path
+from typing import Annotated, Callable, Optional
 
 import typer
 
-from lmxray.cli.app import check_seed, err, load_model
+from lmxray.cli.app import check_seed, err, load_model, out
+from lmxray.cli.runs import print_run_stats, progress_bar, run_folder
 
 EngineOpt = Annotated[str, typer.Option(
     "--engine", help="local: batches run in this process; ray: on a Ray cluster (pip install 'lmxray\\[ray]').")]
@@ -43,3 +45,32 @@ def driver_model(engine):
         return load_model(ref.spec, ref.device, ref.dtype, ref.init, ref.seed)
     with err.status(f"loading {ref.spec}..."):
         return engine.driver_model()
+
+
+def run_resumable(command: str, unit: str, runner, items, config, make_store: Callable, run: Callable,
+                  finish: Callable, *, out_path: Path | None, fresh: bool, as_json: bool) -> tuple[Path, dict, dict]:
+    """Run ``items`` on the engine into the command's run folder and write its outputs: (folder, run stats, summary).
+
+    ``make_store(folder, key, config)`` ties the folder to the run; ``run(model, items, store, config, fresh=,
+    progress=, engine=)`` computes the pending batches; ``finish(store, model_name)`` writes the outputs.
+    """
+    ref = runner.model
+    key, folder = run_folder(command, ref.spec, ref.init, ref.seed, out_path)
+    store = make_store(folder, key, config)
+    store.check(fresh)
+    with store:  # one run per folder: a second is refused at once, naming this one's pid
+        loaded = driver_model(runner)
+        with progress_bar(unit) as progress:
+            stats = run(loaded, items, store, config, fresh=fresh, progress=progress, engine=runner)
+        result = finish(store, loaded.info.name)
+    if not as_json:
+        print_run_stats(stats, unit)
+    return folder, stats, result
+
+
+def show_view(view, as_json: bool, print_tables: Callable) -> None:
+    """Print a run's view: its JSON, or its tables as ``print_tables(console, view)`` lays them out."""
+    if as_json:
+        out.print_json(data=view.to_dict())
+    else:
+        print_tables(out, view)

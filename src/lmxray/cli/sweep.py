@@ -7,9 +7,10 @@ from typing import Optional
 
 import typer
 
-from lmxray.cli.app import DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, SeedOpt, app, out
-from lmxray.cli.scale import AddressOpt, DeviceMapOpt, EngineOpt, GpusOpt, WorkersOpt, driver_model, engine_for
-from lmxray.cli.runs import FreshOpt, JsonOpt, SummaryOpt, print_run_stats, progress_bar, run_folder
+from lmxray.cli.app import DEFAULT_MODEL, DeviceOpt, DtypeOpt, InitOpt, ModelOpt, SeedOpt, app
+from lmxray.cli.runs import FreshOpt, JsonOpt, SummaryOpt
+from lmxray.cli.scale import (AddressOpt, DeviceMapOpt, EngineOpt, GpusOpt, WorkersOpt, engine_for, run_resumable,
+                              show_view)
 
 
 @app.command()
@@ -38,33 +39,18 @@ def sweep(
     from lmxray.experiments.datasets import pair_source, read_pairs
     from lmxray.experiments.sweep import SweepConfig, run_sweep, sweep_store
     from lmxray.experiments.sweep_report import finish_sweep
+    from lmxray.render.run_tables import print_sweep
     from lmxray.views import sweep_view
 
     if summary is not None:
-        show_summary(sweep_view(summary), as_json)
+        show_view(sweep_view(summary), as_json, print_sweep)
         return
     config = SweepConfig(batch_size=batch_size, align=align, threshold=threshold, limit=limit)
     runner = engine_for(engine, address, workers, gpus_per_worker, device_map, model, device, dtype, init, seed)
     pairs = read_pairs(pair_source(dataset))
-    key, folder = run_folder("sweep", model, init, seed, out_path)
-    store = sweep_store(folder, key, config)
-    store.check(fresh)
-    with store:  # one run per folder: a second is refused at once, naming this one's pid
-        loaded = driver_model(runner)
-        with progress_bar("pairs") as progress:
-            stats = run_sweep(loaded, pairs, store, config, fresh=fresh, progress=progress, engine=runner)
-        chosen = pairs[: config.limit] if config.limit else pairs
-        finish_sweep(store, chosen, config.threshold, loaded.info.name)
-    if not as_json:
-        print_run_stats(stats, "pairs")
-    show_summary(sweep_view(folder, stats), as_json)
-
-
-def show_summary(view, as_json: bool) -> None:
-    """Print a sweep view: its JSON, or the summary table."""
-    from lmxray.render.run_tables import print_sweep
-
-    if as_json:
-        out.print_json(data=view.to_dict())
-    else:
-        print_sweep(out, view)
+    chosen = pairs[: config.limit] if config.limit else pairs
+    folder, stats, _ = run_resumable(
+        "sweep", "pairs", runner, pairs, config, sweep_store, run_sweep,
+        lambda store, name: finish_sweep(store, chosen, config.threshold, name),
+        out_path=out_path, fresh=fresh, as_json=as_json)
+    show_view(sweep_view(folder, stats), as_json, print_sweep)
