@@ -223,6 +223,36 @@ def test_sweep_view_against_the_stored_pairs_and_the_cli(capsys, sweep_folder):
         assert f"{row['mean_js']:.4f}" in cells, f"{row['category']}: the table's JS is not the view's"
 
 
+def test_sweep_curves_view_against_the_stored_layers_and_bos_profile(sweep_folder, tmp_path):
+    import shutil
+
+    from lmxray.views.experiments_curves import sweep_curves_view
+
+    view = sweep_curves_view(sweep_folder)
+    layers = pq.read_table(sweep_folder / "layers.parquet").to_pydict()
+    profile = pq.read_table(sweep_folder / "bos_profile.parquet").to_pydict()
+    order = list(dict.fromkeys(layers["category"]))
+    assert [c["category"] for c in view.categories] == order and view.layers == 3 and view.level == 0.95
+    for row in view.categories:
+        rows = [(pid, layer, js) for pid, c, layer, js in zip(layers["id"], layers["category"], layers["layer"],
+                                                               layers["js"]) if c == row["category"]]
+        assert row["n_pairs"] == len({pid for pid, _, _ in rows})
+        want = [np.mean([js for _, layer, js in rows if layer == k]) for k in range(view.layers)]
+        d = drift(row["js_mean"], want)
+        assert d <= MEAN_TOL, f"category {row['category']}: mean JS curve drifts {d:.2e} from the layers table"
+        assert all(lo <= m <= hi for lo, m, hi in zip(row["js_lo"], row["js_mean"], row["js_hi"])), row
+        shares = {layer: s for c, layer, s in zip(profile["category"], profile["layer"], profile["bos_share"])
+                  if c == row["category"]}
+        assert row["first_share"] == [shares.get(k) for k in range(view.layers)]
+    assert json.loads(json.dumps(view.to_dict())) == view.to_dict(), "the view is not plain JSON data"
+    broken = tmp_path / "broken"
+    shutil.copytree(sweep_folder, broken)
+    (broken / "layers.parquet").unlink()
+    with pytest.raises(LmxrayError, match="cannot read .*layers.parquet") as caught:
+        sweep_curves_view(broken)
+    assert "\n" not in str(caught.value), "the error is not one line"
+
+
 def test_profile_view_ranks_the_stored_variances_and_the_cli_renders_it(capsys, tiny_dir, tmp_path):
     from lmxray.analysis.profile_stats import most_sensitive_layers
 

@@ -14,8 +14,8 @@ from lmxray.server.responses import json_response
 from lmxray.server.schemas import (ErrorOut, ExperimentOut, ExperimentsOut, ExperimentSummaryOut, SweepCurvesOut,
                                    SweepPairOut, TableQuery, TableRowsOut)
 from lmxray.server.state import ServerState, server_state
-from lmxray.analysis.bootstrap import BAND_LEVEL, curve_bands
 from lmxray.views import profile_view, sweep_view
+from lmxray.views.experiments_curves import sweep_curves_view
 from lmxray.views.experiments_pair import sweep_pair_view
 
 router = APIRouter(prefix="/api/experiments", tags=["experiments"])
@@ -64,20 +64,9 @@ def sweep_curves(name: Name, state: State) -> Response:
     """A finished sweep's per-layer curves per category: mean JS with its bootstrap band (the band its figure
     draws) and the first-position share."""
     experiment = _finished(state, name, "sweep")
-    layers = experiment.dataset("layers").to_table(columns=["id", "category", "layer", "js"]).to_pydict()
-    ids = list(dict.fromkeys(layers["id"]))
-    n_layers = len(layers["id"]) // max(1, len(ids))
-    first_row = {pid: i * n_layers for i, pid in enumerate(ids)}
-    categories = [layers["category"][first_row[pid]] for pid in ids]
-    js = [layers["js"][first_row[pid]:first_row[pid] + n_layers] for pid in ids]
-    profile = experiment.dataset("bos_profile").to_table(columns=["category", "layer", "bos_share"]).to_pydict()
-    shares: dict[str, list] = {}
-    for category, layer, share in zip(profile["category"], profile["layer"], profile["bos_share"], strict=True):
-        shares.setdefault(category, [None] * n_layers)[layer] = share
-    curves = [{"category": c, "n_pairs": categories.count(c), "js_mean": mean.tolist(), "js_lo": lo.tolist(),
-               "js_hi": hi.tolist(), "first_share": shares.get(c, [None] * n_layers)}
-              for c, (mean, lo, hi) in curve_bands(categories, js).items()] if ids else []
-    return json_response({"run": name, "layers": n_layers, "level": BAND_LEVEL, "categories": curves})
+    view = sweep_curves_view(experiment.folder)
+    view.run = name  # the folder's name under --runs, not the server's path
+    return json_response(view.to_dict())
 
 
 @router.get("/{name}/pairs/{pair:path}", response_model=SweepPairOut, responses=ERRORS)
