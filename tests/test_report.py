@@ -193,6 +193,20 @@ def test_report_without_the_bundle_is_static(tiny, monkeypatch, tmp_path):
     assert "<script" not in build_report(trace, decode=model.token_text, interactive=False)
 
 
+def test_embedded_data_writes_numbers_json_cannot_hold_as_null(monkeypatch, tmp_path):
+    import lmxray.render.report as report
+
+    monkeypatch.setattr(report, "BUNDLE", tmp_path)
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "index.html").write_text('<script type="module" src="./assets/a.js"></script>'
+                                        '<link rel="stylesheet" href="./assets/a.css">')
+    (tmp_path / "assets" / "a.css").write_text("body{}")
+    (tmp_path / "assets" / "a.js").write_text("document.title = 'ok'")
+    inf, nan = float("inf"), float("nan")
+    block = report.explorer_block({"entropy": inf, "logits": [-inf, nan, 0.5], "lens": {"1": (1.0, nan)}, "n": 3})
+    assert embedded_data(block) == {"entropy": None, "logits": [None, None, 0.5], "lens": {"1": [1.0, None]}, "n": 3}
+
+
 def test_svg_figures_are_embedded_without_urls(tiny):
     model, trace, _ = tiny
     text = build_report(trace, decode=model.token_text, figure_format="svg", map_layers=[1], map_heads=[0])

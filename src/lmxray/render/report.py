@@ -15,7 +15,6 @@ import base64
 import html
 import importlib.resources
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from lmxray.errors import LmxrayError
 from lmxray.trace.types import Trace
 from lmxray.views import (HeadScoresView, LensView, TraceView, head_maps_view, head_scores_view, lens_view, map_view,
                           trace_view)
+from lmxray.views.base import finite
 
 MAX_SUMMARY_ROWS = 12  # convergence rows in the Jupyter summary; the report lists them all
 TOP_HEADS = 5  # heads listed per pattern in the head-score section
@@ -228,19 +228,8 @@ def _bundle() -> tuple[str, str] | None:
 
 def _json_in_html(data: dict) -> str:
     """``data`` as JSON that is safe inside a script element and carries no URL ("<" and "/" escaped)."""
-    text = json.dumps(_finite(data), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    text = json.dumps(finite(data), ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     return text.replace("<", "\\u003c").replace("://", ":\\/\\/")
-
-
-def _finite(value):
-    """JSON has no inf or NaN: such floats become null."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
 
 
 def explorer_block(data: dict) -> str | None:

@@ -25,6 +25,17 @@ def plain(value):
     return value
 
 
+def finite(value):
+    """Plain ``value`` with every non-finite float (inf as well as NaN) replaced by None: for strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
 class View:
     """A mixin for view dataclasses: ``to_dict()`` gives the JSON-ready form that ``--json`` prints."""
 
