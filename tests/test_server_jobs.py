@@ -78,6 +78,16 @@ def test_heads_jobs_are_the_library_head_scores(client, spec, model):
     assert twinned["result"]["layers"] == [0, 2]
 
 
+def test_heads_job_of_a_served_random_model_is_scored_against_its_base_specs_twins(spec, tmp_path):
+    served = f"random:{spec}"
+    model = lmxray.load(served)  # the server loads random weights with seed 0
+    probes = probe_set(model, n_repeats=1)
+    with serving(tmp_path, [served]) as random_client:
+        job = run_job(random_client, "heads", model=served, baseline="random", baseline_seeds=2, repeats=1, layers=[1])
+    scores, _ = head_scores_vs_baseline(model, random_twins(spec, [1, 2]), "random init (2 seeds)", probes, [1])
+    assert_close(job["result"], head_scores_view(scores, probes=probes).to_dict(), FP32_TOL, "random model vs twins")
+
+
 def test_progress_streams_as_server_sent_events(client, spec):
     job_id = client.post("/api/jobs/heads", json={"model": spec, "baseline_seeds": 2, "repeats": 1}).json()["id"]
     with client.stream("GET", f"/api/jobs/{job_id}/events") as stream:

@@ -103,8 +103,8 @@ def heads_task(state: ServerState, req: HeadsRequest) -> Task:
 
         def baseline():
             seeds = range(req.seed + 1, req.seed + 1 + twins)
-            base = req.model.removeprefix("random:")
-            for n, twin in enumerate(random_twins(base, seeds, state.registry.device, state.registry.dtype), 1):
+            # random_twin reads a served ``random:SPEC`` as SPEC (models.loader.RANDOM_PREFIX): twins of SPEC
+            for n, twin in enumerate(random_twins(req.model, seeds, state.registry.device, state.registry.dtype), 1):
                 yield twin
                 job.step(1 + n, total, f"scored random-init twin {n} of {twins}")
 
