@@ -26,8 +26,8 @@ SPLIT_TOL = 1e-6  # rows of a model spread over two devices vs the same model in
 PAIRS = [Pair("a", "cap", "Paris is it. The capital is", "Rome is it. The capital is", "P"),
          Pair("b", "cap", "hello there world", "hi", "x", (0, -1)),
          Pair("c", "sci", "water is wet and cold", "water is dry")]
-# layer 1 and the final norm are read from disk at each forward pass, the rest stays on the CPU
-SPLIT = {"model.embed_tokens": "cpu", "model.layers.0": "cpu", "model.layers.1": "disk", "model.layers.2": "cpu",
+# the embedding, layer 1 and the final norm are read from disk at each forward pass, the rest stays on the CPU
+SPLIT = {"model.embed_tokens": "disk", "model.layers.0": "cpu", "model.layers.1": "disk", "model.layers.2": "cpu",
          "model.norm": "disk", "model.rotary_emb": "cpu", "lm_head": "cpu"}
 
 
@@ -121,6 +121,13 @@ def test_engine_errors_on_the_command_line(capsys, tiny_dir, tmp_path, monkeypat
     missing = torch.cuda.device_count()  # one GPU index past the last this machine has
     assert_user_error(capsys, ["sweep", pairs, "--model", tiny_dir, "--out", out, "--device-map",
                                json.dumps({"": missing})], f"on {missing}", "cpu, disk", out_file=out)
+    for spec in (tiny_dir, f"random:{tiny_dir}"):  # read to the devices / made on the host, then spread
+        assert_user_error(capsys, ["sweep", pairs, "--model", spec, "--out", out, "--device-map",
+                                   json.dumps({"model.layers": "cpu"})], "places no module that holds model.embed_tokens",
+                          out_file=out)
+        assert_user_error(capsys, ["sweep", pairs, "--model", spec, "--out", out, "--device-map",
+                                   json.dumps({**SPLIT, "model.decoder": "cpu"})], "'model.decoder', which holds no",
+                          out_file=out)
     import lmxray.engines.ray_engine as ray_engine
 
     monkeypatch.setattr(ray_engine.importlib.util, "find_spec", lambda name: None)
@@ -147,6 +154,22 @@ def test_the_driver_card_has_the_identity_of_the_loaded_weights_and_none_of_them
     assert ModelRef(str(tiny_dir)).card(gpus=1).info.dtype == "bfloat16"  # auto on a GPU worker
 
 
+def test_the_card_of_a_type_without_an_adapter_is_found_by_inspection(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from lmxray.models.tiny import tiny_config
+    from tiny_models import tiny_tokenizer
+
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(tiny_config("glm")).save_pretrained(tmp_path)
+    tiny_tokenizer().save_pretrained(tmp_path)
+    ref = ModelRef(str(tmp_path))
+    card, loaded = ref.card(gpus=0), ref.load()
+    assert card.spec.inspected and loaded.spec.inspected and identity(card) == identity(loaded)
+    assert (card.spec.layers, card.spec.attention, card.spec.unembed) == \
+        (loaded.spec.layers, loaded.spec.attention, loaded.spec.unembed)
+
+
 def rows(table: pa.Table) -> dict[str, np.ndarray]:
     """Numeric and boolean columns as float arrays (lists flattened, None as NaN), keyed by name."""
     out = {}
@@ -166,11 +189,18 @@ def drift(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.nanmax(np.abs(a - b), initial=0.0))
 
 
-def test_a_model_spread_over_two_devices_gives_the_same_rows(tiny_dir):
-    whole, split = ModelRef(str(tiny_dir)).load(), ModelRef(str(tiny_dir), device_map=SPLIT).load()
+@pytest.mark.parametrize("init", ["pretrained", "random"])
+def test_a_model_spread_over_two_devices_gives_the_same_rows(tiny_dir, init, monkeypatch):
+    import lmxray.engines.placement as placement
+
+    if init == "pretrained":  # weights go from the files to their devices, never all through the host first
+        monkeypatch.setattr(placement, "spread", lambda *a: pytest.fail("a pretrained model was loaded whole"))
+    whole = ModelRef(str(tiny_dir), init=init, seed=5).load()
+    split = ModelRef(str(tiny_dir), init=init, seed=5, device_map=SPLIT).load()
     offloaded = {name for name, p in split.hf.named_parameters() if p.device.type == "meta"}
     assert any(n.startswith("model.layers.1.") for n in offloaded) and "model.norm.weight" in offloaded
     assert not any(n.startswith("model.layers.0.") for n in offloaded), "the map was not followed"
+    assert "model.embed_tokens.weight" in offloaded and split.device == torch.device("cpu"), "inputs go where it runs"
     sweep_items = [Item(p.id, 0, (p, (whole.encode(p.intended), whole.encode(p.contradictory)))) for p in PAIRS]
     samples = [("c", Sample(f"c:{i}", text, "x")) for i, text in enumerate(["int main() {}", "a b c d e f"])]
     profile_items = [Item(s.id, 0, (c, s, whole.tokenizer(s.text)["input_ids"])) for c, s in samples]

@@ -104,7 +104,9 @@ def discover(hf_model, attn_implementation: str) -> ArchSpec:
     if any(getattr(text, attr, None) not in (None, 1, 1.0) for attr in _SCALED_OUTPUTS) \
             or "residual" in inspect.signature(type(get_path(layers[attending[0]], attention)).forward).parameters:
         attn_out = mlp_out = None  # outputs scaled before they are added, or the residual added inside (BLOOM)
-    if attn_out is not None and mlp_out is not None and not _adds_up(hf_model, layers, attending, attn_out, mlp_out):
+    weightless = any(p.is_meta for p in hf_model.parameters())  # a driver's card: its workers probe the weights
+    if attn_out is not None and mlp_out is not None and not weightless \
+            and not _adds_up(hf_model, layers, attending, attn_out, mlp_out):
         attn_out = mlp_out = None  # the guessed modules do not output what the layer adds
     shapes = {(getattr(m, "head_dim", None), getattr(m, "num_key_value_groups", None))
               for m in (get_path(layers[i], attention) for i in attending)}

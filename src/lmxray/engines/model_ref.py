@@ -9,6 +9,7 @@ with every batch and the driver checks that it matches the card.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import torch
@@ -34,10 +35,13 @@ class ModelRef:
         if self.device_map is None:
             return load(self.spec, device=self.device, dtype=self.dtype, init=self.init, seed=self.seed,
                         progress=progress)
-        from lmxray.engines.placement import spread
+        from lmxray.engines.placement import load_placed, spread
 
-        # weights are read to the host, then each block is moved to its device
         dtype = str(pick_dtype(self.dtype, self.home())).removeprefix("torch.")
+        if self.init == "pretrained" and not self.spec.startswith(RANDOM_PREFIX):  # each weight to its device
+            card = self.card() if isinstance(self.device_map, dict) else None
+            return load_placed(partial(load, self.spec, dtype=dtype, progress=progress), self.device_map, card)
+        # random weights are made on the host, then each block is moved to its device
         model = load(self.spec, device="cpu", dtype=dtype, init=self.init, seed=self.seed, progress=progress)
         return spread(model, self.device_map)
 
@@ -52,7 +56,8 @@ class ModelRef:
         """The model without weights: tokenizer, config and identity, for a driver that never runs it."""
         from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-        from lmxray.adapters import adapter_for
+        from lmxray.adapters import check_scope, spec_for
+        from lmxray.capture.attention import register
         from lmxray.models.sources import resolve
 
         spec, init = self.spec, self.init
@@ -68,9 +73,13 @@ class ModelRef:
             reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise LmxrayError(f"cannot load the model in {resolved.path}: {reason}",
                               "check that its files are complete") from None
-        arch = adapter_for(config.model_type)
+        check_scope(config)
+        config._attn_implementation = "eager"  # as load() builds it, then switched to lmxray's attention
         with torch.device("meta"):
             hf = AutoModelForCausalLM.from_config(config, dtype=dtype)
+        attn = register()
+        hf.set_attn_implementation(attn)
+        arch = spec_for(hf, attn)  # an adapter, or inspection (which cannot probe weightless modules)
         name = resolved.name if init == "pretrained" else f"{RANDOM_PREFIX}{resolved.name}@seed{self.seed}"
         source = resolved.source if init == "pretrained" else "random"
         return Model(hf.eval(), tokenizer, arch, model_info(hf.config, name, source, resolved.sha256, dtype))

@@ -9,9 +9,11 @@ import re
 import shutil
 import tempfile
 import weakref
+from typing import Callable
 
 from lmxray.adapters import get_path
 from lmxray.errors import LmxrayError
+from lmxray.models.model import Model
 
 STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")  # accelerate's names
 INSTALL_FIX = "pip install 'lmxray[ray]' (it brings accelerate)"
@@ -55,9 +57,44 @@ def check_devices(device_map: dict) -> None:
                               f"map modules to cpu, disk{' or a GPU index' if gpus else ''}")
 
 
-def spread(model, device_map: str | dict):
-    """Dispatch ``model``'s weights by ``device_map`` (a strategy spreads the blocks over the visible GPUs, whole
-    blocks only); modules mapped to "disk" are read from a temporary folder removed with the model."""
+def check_covers(device_map: dict, parameters: list[str], buffers: list[str]) -> None:
+    """Every parameter falls under a module path of the map, and every path holds a parameter or a buffer."""
+    def under(name: str, path: str) -> bool:
+        return path == "" or name == path or name.startswith(path + ".")
+
+    left = next((name for name in parameters if not any(under(name, path) for path in device_map)), None)
+    if left is not None:
+        raise LmxrayError(f"--device-map places no module that holds {left}",
+                          'add its module (or "" for all the rest) to the map, or pass --device-map auto')
+    unknown = next((path for path in device_map if not any(under(name, path) for name in parameters + buffers)), None)
+    if unknown is not None:
+        raise LmxrayError(f"--device-map names {unknown!r}, which holds no weight of this model",
+                          "use the module paths of the model's named_parameters(), or pass --device-map auto")
+
+
+def load_placed(load: Callable[..., Model], device_map: str | dict, weightless: Model | None) -> Model:
+    """Pretrained weights read from their files straight to the devices of ``device_map`` (transformers' big-model
+    loading: the host never holds the whole model); ``load`` is models.loader.load with the spec bound,
+    ``weightless`` its card (engines/model_ref.py), whose modules a map is checked against."""
+    check_accelerate()
+    if isinstance(device_map, dict):
+        check_devices(device_map)
+        check_covers(device_map, *_weight_names(weightless.hf))
+    offload = tempfile.mkdtemp(prefix="lmxray-offload-") if _to_disk(device_map) else None
+    try:
+        model = load(placement={"device_map": device_map, "offload_folder": offload})
+    except BaseException:
+        if offload:
+            shutil.rmtree(offload, ignore_errors=True)
+        raise
+    if offload:
+        weakref.finalize(model.hf, shutil.rmtree, offload, ignore_errors=True)
+    return model
+
+
+def spread(model: Model, device_map: str | dict) -> Model:
+    """Dispatch a model built on the host (random weights) by ``device_map`` (a strategy spreads the blocks over the
+    visible GPUs, whole blocks only); modules mapped to "disk" are read from a temporary folder removed with it."""
     check_accelerate()
     from accelerate import dispatch_model, infer_auto_device_map
     from accelerate.utils import get_balanced_memory
@@ -69,8 +106,9 @@ def spread(model, device_map: str | dict):
             hf, no_split_module_classes=[block], dtype=hf.dtype, low_zero=device_map == "balanced_low_0")
         device_map = infer_auto_device_map(hf, max_memory=balanced, no_split_module_classes=[block], dtype=hf.dtype)
     check_devices(device_map)
+    check_covers(device_map, *_weight_names(hf))
     offload = None
-    if "disk" in device_map.values():
+    if _to_disk(device_map):
         offload = tempfile.mkdtemp(prefix="lmxray-offload-")
         weakref.finalize(hf, shutil.rmtree, offload, ignore_errors=True)
     try:
@@ -80,3 +118,11 @@ def spread(model, device_map: str | dict):
         raise LmxrayError(f"cannot place the model by --device-map ({reason})",
                           "map every module to a GPU index, cpu or disk, or pass --device-map auto") from None
     return model
+
+
+def _weight_names(hf) -> tuple[list[str], list[str]]:
+    return [name for name, _ in hf.named_parameters()], [name for name, _ in hf.named_buffers()]
+
+
+def _to_disk(device_map: str | dict) -> bool:
+    return isinstance(device_map, dict) and "disk" in device_map.values()

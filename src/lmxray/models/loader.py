@@ -19,11 +19,13 @@ DEFAULT_MODEL = "smollm2"
 
 
 def load(spec: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto", init: str = "pretrained",
-         seed: int = 0, progress: Callable[[str], None] | None = None) -> Model:
+         seed: int = 0, progress: Callable[[str], None] | None = None, placement: dict | None = None) -> Model:
     """Load a model from a spec: a built-in alias, a .gguf file, an HF directory or a cached hub id.
 
     ``random:SPEC`` (or ``init="random"``) keeps SPEC's config and tokenizer but
-    initialises fresh weights with ``seed``: the untrained baseline.
+    initialises fresh weights with ``seed``: the untrained baseline. ``placement``
+    (pretrained weights only): transformers' ``device_map`` and ``offload_folder``,
+    so each weight goes from the files to its device (engines/placement.py).
     """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -54,9 +56,10 @@ def load(spec: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto"
         else:
             hf = AutoModelForCausalLM.from_pretrained(
                 resolved.path, dtype=torch_dtype, attn_implementation="eager", use_safetensors=True, **offline,
+                **(placement or {}),
             )
         tokenizer = AutoTokenizer.from_pretrained(resolved.path, **offline)
-    hf = hf.to(torch_device).eval()
+    hf = (hf if placement else hf.to(torch_device)).eval()
     hf.set_attn_implementation(attn)
     arch = spec_for(hf, attn)
     name = resolved.name if init == "pretrained" else f"{RANDOM_PREFIX}{resolved.name}@seed{seed}"

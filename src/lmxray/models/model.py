@@ -37,7 +37,14 @@ class Model:
 
     @property
     def device(self) -> torch.device:
-        return next(self.hf.parameters()).device
+        """Where inputs go: the input embedding's device, or where it runs when a device map keeps its weights
+        elsewhere (offloaded to the host or to disk, its parameters are weightless "meta" tensors)."""
+        embed = self.hf.get_input_embeddings()
+        runs_on = getattr(getattr(embed, "_hf_hook", None), "execution_device", None)  # set by accelerate
+        if runs_on is not None:
+            return torch.device(runs_on)
+        weight = getattr(embed, "weight", None)
+        return weight.device if isinstance(weight, torch.Tensor) else next(self.hf.parameters()).device
 
     @property
     def vocab_size(self) -> int:
