@@ -3,6 +3,8 @@
     python benchmarks/scale.py                  # SmolLM2-135M fp32: local 1 process x 2 threads, Ray 2 workers x 1
                                                 # thread, Ray 1 worker, 3 interleaved rounds (medians reported)
     python benchmarks/scale.py --rounds 1 --pairs 20 --model PATH   # a quicker look, or another model
+    python benchmarks/scale.py --repeat 13 --modes local ray-2     # 13 copies of each pair (new ids): where
+                                                                   # Ray's fixed start-up costs are paid off
 
 Each run is a fresh process (interpreter, imports, model or card, Ray's one-machine
 cluster and its workers included), so ``wall_s`` is what a user waits for; the tables
@@ -23,11 +25,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 
 MODES = {"local": ("local", None, 2), "ray-2": ("ray", 2, 1), "ray-1": ("ray", 1, 1)}  # engine, workers, threads
 
 
-def child(mode: str, model: str, pairs: int, batch_size: int, folder: str) -> dict:
+def child(mode: str, model: str, pairs: int, repeat: int, batch_size: int, folder: str) -> dict:
     """One run in this process: the sweep's rows on one engine, with the time each stage ended."""
     start = time.perf_counter()
     import torch
@@ -47,7 +50,7 @@ def child(mode: str, model: str, pairs: int, batch_size: int, folder: str) -> di
 
         connect(None)
     clustered = time.perf_counter()
-    chosen = read_pairs(SHIPPED_PAIRS)[:pairs]
+    chosen = [replace(p, id=f"{p.id}#{k}") if k else p for k in range(repeat) for p in read_pairs(SHIPPED_PAIRS)[:pairs]]
     config = SweepConfig(batch_size=batch_size)
     stored = []
 
@@ -68,7 +71,8 @@ def measure(mode: str, args) -> dict:
     """Run one mode in a fresh process; its wall time from spawn to exit joins the child's figures."""
     with tempfile.TemporaryDirectory() as folder:
         command = [sys.executable, __file__, "--child", mode, "--model", args.model, "--pairs", str(args.pairs),
-                   "--batch-size", str(args.batch_size), "--folder", os.path.join(folder, "run")]
+                   "--repeat", str(args.repeat), "--batch-size", str(args.batch_size),
+                   "--folder", os.path.join(folder, "run")]
         start = time.perf_counter()
         done = subprocess.run(command, capture_output=True, text=True)
         wall = time.perf_counter() - start
@@ -82,6 +86,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2")
     parser.add_argument("--pairs", type=int, default=108, help="the first N shipped pairs (all 108 by default)")
+    parser.add_argument("--repeat", type=int, default=1, help="each pair K times, under new ids (a longer sweep)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
@@ -89,7 +94,7 @@ def main() -> int:
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(child(args.child, args.model, args.pairs, args.batch_size, args.folder)))
+        print(json.dumps(child(args.child, args.model, args.pairs, args.repeat, args.batch_size, args.folder)))
         return 0
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from measure import source_state
@@ -109,7 +114,8 @@ def main() -> int:
     if {"ray-1", "ray-2"} <= set(runs):
         ratios["ray2_over_ray1_steady"] = median["ray-2"]["steady_pairs_per_s"] / median["ray-1"]["steady_pairs_per_s"]
         ratios["ray2_over_ray1_with_startup"] = median["ray-2"]["pairs_per_s"] / median["ray-1"]["pairs_per_s"]
-    print(json.dumps({"model": args.model, "pairs": args.pairs, "batch_size": args.batch_size, "rounds": args.rounds,
+    print(json.dumps({"model": args.model, "pairs": args.pairs, "repeat": args.repeat,
+                      "batch_size": args.batch_size, "rounds": args.rounds,
                       "cpus": os.cpu_count(), "load_avg": [load_before, os.getloadavg()[0]], **source_state(),
                       "ratios": {k: round(v, 3) for k, v in ratios.items()},
                       "median": {m: {k: round(v, 3) for k, v in d.items()} for m, d in median.items()},
