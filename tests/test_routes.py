@@ -304,6 +304,53 @@ def test_cli_routes_on_a_tiny_model(capsys, tiny_dir, tmp_path):
     assert all(e["importance"] >= 0.05 for e in written["edges"])
 
 
+def test_cli_routes_summary_says_what_the_graph_holds(capsys, tiny_dir, tmp_path, monkeypatch):
+    """The console summary against the graph it summarises (the --out JSON): the header, the edge counts by kind,
+    and per layer the strongest attention edges (with their strongest head) and MLP blocks, recomputed here."""
+    from lmxray.cli.app import out as console
+
+    monkeypatch.setattr(console, "width", 1000)  # one line per table row
+    top, path = 2, tmp_path / "routes.json"
+    code, stdout, _ = run(capsys, "flow", PROMPT, "--model", tiny_dir, "--method", "routes", "--threshold", "0.005",
+                          "--top-k", top, "--out", path)
+    assert code == 0
+    graph = json.loads(path.read_text())
+    info, tokens, p = graph["model_info"], graph["tokens"], graph["position"]
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    kinds = [e["kind"] for e in graph["edges"]]
+    for line in (f"{info['name']} ({info['architecture']}, {graph['n_layers']} layers x {graph['n_heads']} heads, "
+                 f"{info['dtype']})",
+                 f"prompt: {PROMPT!r}  ({len(tokens)} tokens)",
+                 f"position {p} {tokens[p]!r}: prediction {graph['prediction']['text']!r}  "
+                 f"confidence {graph['prediction']['prob']:.4f}",
+                 f"routes into the prediction at threshold 0.005: {len(nodes)} nodes, {len(kinds)} edges "
+                 f"({kinds.count('attn')} attention, {kinds.count('mlp')} MLP, {kinds.count('residual')} residual)",
+                 f"max relative error, sum of the parts vs the true residual: {graph['max_error']:.2e}",
+                 f"routes graph written to {path}"):
+        assert line in stdout.splitlines(), f"{line!r} missing from the summary:\n{stdout}"
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in stdout.splitlines()
+            if line.startswith("│")]  # a table row: layer, attention, MLP
+    assert [int(r[0]) for r in rows] == list(range(graph["n_layers"]))[::-1], "layers not listed top to bottom"
+    shown_more = False
+    for layer, attention, mlp in rows:
+        edges = sorted((e for e in graph["edges"] if e["layer"] == int(layer)), key=lambda e: -e["importance"])
+        attn = [e for e in edges if e["kind"] == "attn"]
+        cells = []
+        for e in attn[:top]:
+            head = int(np.argmax(e["heads"]))
+            j, i = nodes[e["source"]]["position"], nodes[e["target"]]["position"]
+            cells.append(f"{tokens[j]!r}@{j} -> {i} {e['importance']:.2f} (h{head} {e['heads'][head]:.2f})")
+        if len(attn) > top:
+            cells.append(f"(+{len(attn) - top} more)")
+            shown_more = True
+        blocks = [e for e in edges if e["kind"] == "mlp" and nodes[e["source"]]["kind"] == "mlp"][:top]
+        want_mlp = [f"{tokens[nodes[e['source']]['position']]!r}@{nodes[e['source']]['position']} "
+                    f"{e['importance']:.2f}" for e in blocks]
+        assert attention == (", ".join(cells) or "-"), f"layer {layer}: attention cell is not the graph's"
+        assert mlp == (", ".join(want_mlp) or "-"), f"layer {layer}: MLP cell is not the graph's"
+    assert shown_more and any(r[2] != "-" for r in rows), "the threshold keeps too little to check the table"
+
+
 def test_cli_routes_bad_input(capsys, tiny_dir, tmp_path):
     out = tmp_path / "bad.json"
     base = ["flow", "hello", "--model", tiny_dir, "--method", "routes", "--out", out]
