@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 import json
-import math
 
 from fastapi.responses import Response
 
-
-def finite(value):
-    """``value`` with every non-finite float replaced by None (JSON has no inf or NaN)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite(v) for v in value]
-    return value
+from lmxray.views.base import finite
 
 
 def json_response(data, status_code: int = 200) -> Response:
