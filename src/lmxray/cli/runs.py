@@ -19,8 +19,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tab
 
 def model_key(model: str, init: str, seed: int) -> str:
     """How a run folder names its model before it is loaded: the spec, or random:SPEC@seedN."""
-    spec = model.removeprefix("random:")
-    return f"random:{spec}@seed{seed}" if init == "random" or model.startswith("random:") else spec
+    from lmxray.models.loader import random_name, split_random
+
+    spec, init = split_random(model, init)
+    return random_name(spec, seed) if init == "random" else spec
 
 
 def run_folder(command: str, model: str, init: str, seed: int, out_path: Path | None) -> tuple[str, Path]:

@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 
 from lmxray.errors import LmxrayError
-from lmxray.models.loader import RANDOM_PREFIX, load, model_info, pick_device, pick_dtype
+from lmxray.models.loader import load, model_info, pick_device, pick_dtype, random_name, split_random
 from lmxray.models.model import Model
 
 
@@ -38,7 +38,7 @@ class ModelRef:
         from lmxray.engines.placement import load_placed, spread
 
         dtype = str(pick_dtype(self.dtype, self.home())).removeprefix("torch.")
-        if self.init == "pretrained" and not self.spec.startswith(RANDOM_PREFIX):  # each weight to its device
+        if split_random(self.spec, self.init)[1] == "pretrained":  # each weight read to its device
             card = self.card() if isinstance(self.device_map, dict) else None
             return load_placed(partial(load, self.spec, dtype=dtype, progress=progress), self.device_map, card)
         # random weights are made on the host, then each block is moved to its device
@@ -60,9 +60,7 @@ class ModelRef:
         from lmxray.capture.attention import register
         from lmxray.models.sources import resolve
 
-        spec, init = self.spec, self.init
-        if spec.startswith(RANDOM_PREFIX):
-            spec, init = spec[len(RANDOM_PREFIX):], "random"
+        spec, init = split_random(self.spec, self.init)
         dtype = pick_dtype(self.dtype, self.home(gpus))
         resolved = resolve(spec)
         offline = dict(trust_remote_code=False, local_files_only=True)
@@ -80,6 +78,6 @@ class ModelRef:
         attn = register()
         hf.set_attn_implementation(attn)
         arch = spec_for(hf, attn)  # an adapter, or inspection (which cannot probe weightless modules)
-        name = resolved.name if init == "pretrained" else f"{RANDOM_PREFIX}{resolved.name}@seed{self.seed}"
+        name = resolved.name if init == "pretrained" else random_name(resolved.name, self.seed)
         source = resolved.source if init == "pretrained" else "random"
         return Model(hf.eval(), tokenizer, arch, model_info(hf.config, name, source, resolved.sha256, dtype))

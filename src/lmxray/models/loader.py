@@ -18,6 +18,16 @@ RANDOM_PREFIX = "random:"
 DEFAULT_MODEL = "smollm2"
 
 
+def split_random(spec: str, init: str = "pretrained") -> tuple[str, str]:
+    """(SPEC, "random") for ``random:SPEC``; any other spec with ``init`` as given."""
+    return (spec[len(RANDOM_PREFIX):], "random") if spec.startswith(RANDOM_PREFIX) else (spec, init)
+
+
+def random_name(name: str, seed: int) -> str:
+    """How a model with random weights is named: random:NAME@seedN."""
+    return f"{RANDOM_PREFIX}{name}@seed{seed}"
+
+
 def load(spec: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto", init: str = "pretrained",
          seed: int = 0, progress: Callable[[str], None] | None = None, placement: dict | None = None) -> Model:
     """Load a model from a spec: a built-in alias, a .gguf file, an HF directory or a cached hub id.
@@ -34,8 +44,7 @@ def load(spec: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto"
     if not isinstance(spec, str) or not spec:
         raise LmxrayError(f"spec must name a model, got {spec!r}",
                           'pass "smollm2", a .gguf path, an HF directory or an org/name in the local HF cache')
-    if spec.startswith(RANDOM_PREFIX):
-        spec, init = spec[len(RANDOM_PREFIX):], "random"
+    spec, init = split_random(spec, init)
     if init not in ("pretrained", "random"):
         raise LmxrayError(f"unknown init {init!r}", 'use init "pretrained" or "random"', params=("init",))
     torch_device = pick_device(device)
@@ -62,7 +71,7 @@ def load(spec: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto"
     hf = (hf if placement else hf.to(torch_device)).eval()
     hf.set_attn_implementation(attn)
     arch = spec_for(hf, attn)
-    name = resolved.name if init == "pretrained" else f"{RANDOM_PREFIX}{resolved.name}@seed{seed}"
+    name = resolved.name if init == "pretrained" else random_name(resolved.name, seed)
     source = resolved.source if init == "pretrained" else "random"
     origin = Origin(resolved.path, init, seed if init == "random" else None)
     return Model(hf, tokenizer, arch, model_info(hf.config, name, source, resolved.sha256, torch_dtype), origin)

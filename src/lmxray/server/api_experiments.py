@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 from fastapi.responses import Response
 
+from lmxray.models.loader import split_random
 from lmxray.server import tables
 from lmxray.server.errors import Conflict, NotFound
 from lmxray.server.responses import json_response
@@ -84,7 +85,7 @@ def sweep_pair(name: Name, pair: PairId, state: State) -> Response:
 def served_spec(model: str, specs: tuple[str, ...]) -> str | None:
     """The served SPEC that loads a run's model: the same spec or path, or ``random:SPEC`` for a run made with
     ``random:SPEC@seed0`` (the server loads random weights with seed 0); None when no served SPEC does."""
-    wanted = model.removesuffix("@seed0") if model.startswith("random:") else model
+    wanted = model.removesuffix("@seed0") if split_random(model)[1] == "random" else model
     return next((spec for spec in specs if _same_model(spec, wanted)), None)
 
 
@@ -92,10 +93,8 @@ def _same_model(a: str, b: str) -> bool:
     """Equal specs, or the same file or folder named two ways (both random or both pretrained)."""
     if a == b:
         return True
-    if a.startswith("random:") != b.startswith("random:"):
-        return False
-    a, b = a.removeprefix("random:"), b.removeprefix("random:")
-    return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+    (a, init_a), (b, init_b) = split_random(a), split_random(b)
+    return init_a == init_b and os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
 
 
 def _finished(state: ServerState, name: str, command: str) -> tables.Experiment:
