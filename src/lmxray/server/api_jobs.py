@@ -13,13 +13,14 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from lmxray.server import tasks
 from lmxray.server.jobs import Job
 from lmxray.server.responses import json_response
-from lmxray.server.schemas import (ErrorOut, FlowRequest, HeadsRequest, JobEvent, JobOut, JobsOut, LogitsRequest,
-                                   RoutesRequest, SweepRequest)
+from lmxray.server.schemas import (ErrorOut, FlowJobOut, FlowRequest, HeadsJobOut, HeadsRequest, JobEvent, JobOut,
+                                   JobsOut, LogitsJobOut, LogitsRequest, RoutesJobOut, RoutesRequest, SweepJobOut,
+                                   SweepRequest)
 from lmxray.server.state import ServerState, server_state
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 State = Annotated[ServerState, Depends(server_state)]
-STARTED = {202: {"model": JobOut}, 404: {"model": ErrorOut}, 409: {"model": ErrorOut}, 422: {"model": ErrorOut}}
+REFUSED = {404: {"model": ErrorOut}, 409: {"model": ErrorOut}, 422: {"model": ErrorOut}}
 JobId = Annotated[str, Path(max_length=64, description="A job id from POST /api/jobs/{kind}.")]
 POLL_S = 0.05  # how often an event stream looks for new events
 
@@ -34,32 +35,32 @@ def _started(state: ServerState, kind: str, body, task) -> Response:
     return json_response(job.to_dict(), status_code=202)
 
 
-@router.post("/flow", status_code=202, response_model=JobOut, responses=STARTED)
+@router.post("/flow", status_code=202, response_model=FlowJobOut, responses=REFUSED)
 def start_flow(body: FlowRequest, state: State) -> Response:
     """Exact per-source decomposition of the residual stream and logit attribution (contrastive with ``versus``);
     the result is a FlowView."""
     return _started(state, "flow", body, tasks.flow_task(state, body))
 
 
-@router.post("/routes", status_code=202, response_model=JobOut, responses=STARTED)
+@router.post("/routes", status_code=202, response_model=RoutesJobOut, responses=REFUSED)
 def start_routes(body: RoutesRequest, state: State) -> Response:
     """Information-flow routes into the prediction; the result is a RoutesView."""
     return _started(state, "routes", body, tasks.routes_task(state, body))
 
 
-@router.post("/logits", status_code=202, response_model=JobOut, responses=STARTED)
+@router.post("/logits", status_code=202, response_model=LogitsJobOut, responses=REFUSED)
 def start_logits(body: LogitsRequest, state: State) -> Response:
     """A generation logit trace; the result is a LogitsView."""
     return _started(state, "logits", body, tasks.logits_task(state, body))
 
 
-@router.post("/heads", status_code=202, response_model=JobOut, responses=STARTED)
+@router.post("/heads", status_code=202, response_model=HeadsJobOut, responses=REFUSED)
 def start_heads(body: HeadsRequest, state: State) -> Response:
     """Head pattern scores with z-scores against random-init twins; the result is a HeadScoresView."""
     return _started(state, "heads", body, tasks.heads_task(state, body))
 
 
-@router.post("/sweep", status_code=202, response_model=JobOut, responses=STARTED)
+@router.post("/sweep", status_code=202, response_model=SweepJobOut, responses=REFUSED)
 def start_sweep(body: SweepRequest, state: State) -> Response:
     """A prompt-pair divergence sweep into a run folder under --runs; the result is a SweepView."""
     return _started(state, "sweep", body, tasks.sweep_task(state, body))

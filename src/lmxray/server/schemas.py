@@ -9,14 +9,17 @@ against its model.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from lmxray.analysis.convergence import ConvergenceRow, Summary
+from lmxray.probes.generate import Step
+from lmxray.server.results import FlowOut, HeadScoresOut, RoutesOut
 from lmxray.store import RunRecord
 from lmxray.trace.fields import DEFAULT_THRESHOLD
 from lmxray.trace.types import ModelInfo, TokenScore
+from lmxray.views import LogitsView
 
 MAX_PROMPT_CHARS = 200_000  # well past any model's context; the token count is checked against the model's
 MAX_INDEX = 2**31 - 1
@@ -214,27 +217,6 @@ class JobEvent(BaseModel):
     message: str
 
 
-class JobOut(BaseModel):
-    """A job: its kind and parameters, state, progress, and (once done) its result, the view of its kind:
-    flow -> FlowView, routes -> RoutesView, logits -> LogitsView, heads -> HeadScoresView, sweep -> SweepView."""
-
-    id: str
-    kind: Literal["flow", "routes", "logits", "heads", "sweep"]
-    params: dict[str, Any]
-    state: Literal["queued", "running", "done", "failed", "cancelled"]
-    progress: float
-    message: str
-    error: ErrorOut | None
-    created: float
-    started: float | None
-    finished: float | None
-    result: dict[str, Any] | None
-
-
-class JobsOut(BaseModel):
-    jobs: list[JobOut]
-
-
 # -- experiments -----------------------------------------------------------------------------------------
 
 
@@ -359,3 +341,70 @@ class TableRowsOut(BaseModel):
     n_matched: int  # rows matching the filters (before limit and offset)
     limit: int
     offset: int
+
+
+# -- jobs' answers (after SweepOut, a sweep job's result) --------------------------------------------------
+
+
+class JobBase(BaseModel):
+    """What every job answer holds besides its kind and result."""
+
+    model_config = ConfigDict(extra="forbid")  # inherited by the view dataclasses of the results
+
+    id: str
+    params: dict[str, Any]
+    state: Literal["queued", "running", "done", "failed", "cancelled"]
+    progress: float
+    message: str
+    error: ErrorOut | None
+    created: float
+    started: float | None
+    finished: float | None
+
+
+class FlowJobOut(JobBase):
+    """A flow job; once done, its result is the FlowView."""
+
+    kind: Literal["flow"]
+    result: FlowOut | None
+
+
+class RoutesJobOut(JobBase):
+    """A routes job; once done, its result is the RoutesView."""
+
+    kind: Literal["routes"]
+    result: RoutesOut | None
+
+
+class LogitsJobOut(JobBase):
+    """A logits job; once done, its result is the LogitsView."""
+
+    kind: Literal["logits"]
+    result: LogitsView | None
+
+
+LogitsJobOut.model_rebuild(_types_namespace={"Step": Step})  # views name Step only for type checkers (no torch)
+
+
+class HeadsJobOut(JobBase):
+    """A heads job; once done, its result is the HeadScoresView."""
+
+    kind: Literal["heads"]
+    result: HeadScoresOut | None
+
+
+class SweepJobOut(JobBase):
+    """A sweep job; once done, its result is the SweepView of its run folder."""
+
+    kind: Literal["sweep"]
+    result: SweepOut | None
+
+
+class JobOut(RootModel[Annotated[FlowJobOut | RoutesJobOut | LogitsJobOut | HeadsJobOut | SweepJobOut,
+                                 Field(discriminator="kind")]]):
+    """A job: its kind and parameters, state, progress, and (once done) its result, the view of its kind
+    (``kind`` tells which); null until done, and in lists."""
+
+
+class JobsOut(BaseModel):
+    jobs: list[JobOut]

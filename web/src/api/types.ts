@@ -571,10 +571,63 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * AttentionRoute
+         * @description One kept attention edge, source token ``source`` -> query token ``target`` (positions), strongest first.
+         */
+        AttentionRoute: {
+            /** Source */
+            source: number;
+            /** Target */
+            target: number;
+            /** Source Token */
+            source_token: string;
+            /** Target Token */
+            target_token: string;
+            /** Importance */
+            importance: number;
+            /** Top Head */
+            top_head: number;
+            /** Top Head Importance */
+            top_head_importance: number;
+        };
+        /**
+         * Attribution
+         * @description One token's final logit split over the reaching sources; sink + content + bias = sum (= logit, to rounding).
+         */
+        Attribution: {
+            /** Token Id */
+            token_id: number;
+            /** Text */
+            text: string;
+            /** Logit */
+            logit: number;
+            /** Sum */
+            sum: number;
+            /** Sink */
+            sink: number;
+            /** Content */
+            content: number;
+            /** Bias */
+            bias: number;
+            /** Contributions */
+            contributions: number[];
+        };
         /** Body_upload_api_uploads_post */
         Body_upload_api_uploads_post: {
             /** File */
             file: string;
+        };
+        /** Candidate */
+        Candidate: {
+            /** Token Id */
+            token_id: number;
+            /** Text */
+            text: string;
+            /** Prob */
+            prob: number;
+            /** Logit */
+            logit: number;
         };
         /**
          * CategoryCurve
@@ -631,6 +684,26 @@ export interface components {
             /** Mean Js Bits */
             mean_js_bits: number | null;
         };
+        /**
+         * ContrastOut
+         * @description ``logit(a) - logit(b)`` split over the sources, as for one token (lmxray.views.flow.ContrastView).
+         */
+        ContrastOut: {
+            a: components["schemas"]["TokenLogitOut"];
+            b: components["schemas"]["TokenLogitOut"];
+            /** Difference */
+            difference: number;
+            /** Sum */
+            sum: number;
+            /** Sink */
+            sink: number;
+            /** Content */
+            content: number;
+            /** Bias */
+            bias: number;
+            /** Contributions */
+            contributions: number[];
+        };
         /** ConvergenceRow */
         ConvergenceRow: {
             /** Position */
@@ -658,6 +731,24 @@ export interface components {
             /** Rows */
             rows: components["schemas"]["ConvergenceRow"][];
             summary: components["schemas"]["Summary"];
+        };
+        /**
+         * Edge
+         * @description One part of a sum: ``kind`` "attn" (summed over heads; ``heads`` per head), "mlp" or "residual".
+         */
+        Edge: {
+            /** Source */
+            source: string;
+            /** Target */
+            target: string;
+            /** Kind */
+            kind: string;
+            /** Layer */
+            layer: number;
+            /** Importance */
+            importance: number;
+            /** Heads */
+            heads?: number[] | null;
         };
         /**
          * ErrorOut
@@ -707,6 +798,95 @@ export interface components {
             value?: string | number | boolean | (string | number | boolean | null)[] | null;
         };
         /**
+         * FlowJobOut
+         * @description A flow job; once done, its result is the FlowView.
+         */
+        FlowJobOut: {
+            /** Id */
+            id: string;
+            /** Params */
+            params: {
+                [key: string]: unknown;
+            };
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "queued" | "running" | "done" | "failed" | "cancelled";
+            /** Progress */
+            progress: number;
+            /** Message */
+            message: string;
+            error: components["schemas"]["ErrorOut"] | null;
+            /** Created */
+            created: number;
+            /** Started */
+            started: number | null;
+            /** Finished */
+            finished: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "flow";
+            result: components["schemas"]["FlowOut"] | null;
+        };
+        /**
+         * FlowLayer
+         * @description One layer at the flow's position: norms and shares (of their sum over sources) per reaching source.
+         */
+        FlowLayer: {
+            /** Layer */
+            layer: number;
+            /** Attention */
+            attention: number[];
+            /** Mlp */
+            mlp: number[];
+            /** Total */
+            total: number[];
+            /** Attention Share */
+            attention_share: number[];
+            /** Mlp Share */
+            mlp_share: number[];
+            /** Total Share */
+            total_share: number[];
+        };
+        /**
+         * FlowOut
+         * @description lmxray.views.FlowView.to_dict(): what `lmxray flow --json` prints (source lists end with the bias).
+         */
+        FlowOut: {
+            /** Model */
+            model: string;
+            /** Prompt */
+            prompt: string;
+            /** Tokens */
+            tokens: string[];
+            /** Position */
+            position: number;
+            /** Sources */
+            sources: string[];
+            /** Groups */
+            groups: number[][];
+            sink: components["schemas"]["SinkOut"];
+            /** Max Error */
+            max_error: number;
+            /** Error */
+            error: number[];
+            /** Layers */
+            layers: components["schemas"]["FlowLayer"][];
+            /** Attribution */
+            attribution: components["schemas"]["Attribution"][];
+            contrast: components["schemas"]["ContrastOut"] | null;
+            /** Out */
+            out: string | null;
+            model_info: components["schemas"]["ModelInfo"] | null;
+            /** N Sources */
+            n_sources: number;
+            /** Confidence */
+            confidence: number | null;
+        };
+        /**
          * FlowRequest
          * @description Exact per-source decomposition and logit attribution (lmxray flow); ``versus``: contrastive A - B.
          */
@@ -745,6 +925,32 @@ export interface components {
             detail?: components["schemas"]["ValidationError"][];
         };
         /**
+         * HeadGridOut
+         * @description The scores as ``[layer, head]`` grids (rows follow ``layers``), unrounded; baseline and z empty without one.
+         */
+        HeadGridOut: {
+            /** Scores */
+            scores: {
+                [key: string]: (number | null)[][];
+            };
+            /** Baseline */
+            baseline: {
+                [key: string]: (number | null)[][];
+            };
+            /** Baseline Std */
+            baseline_std: {
+                [key: string]: (number | null)[][];
+            };
+            /** Z */
+            z: {
+                [key: string]: (number | null)[][];
+            };
+            /** Labels */
+            labels: string[][];
+            /** Skip K */
+            skip_k: number[][];
+        };
+        /**
          * HeadMapsOut
          * @description lmxray.views.head_maps_view(...).to_dict(): one layer's per-head maps [head][q_pos][k_pos] on one scale.
          */
@@ -763,6 +969,109 @@ export interface components {
             vmax: number;
             /** Threshold */
             threshold: number | null;
+        };
+        /**
+         * HeadRow
+         * @description One head: its label, best skip offset and rounded scores per pattern (baseline mean and z with a baseline).
+         */
+        HeadRow: {
+            /** Layer */
+            layer: number;
+            /** Head */
+            head: number;
+            /** Label */
+            label: string;
+            /** Skip K */
+            skip_k: number;
+            /** Scores */
+            scores: {
+                [key: string]: number | null;
+            };
+            /** Baseline */
+            baseline?: {
+                [key: string]: number | null;
+            } | null;
+            /** Z */
+            z?: {
+                [key: string]: number | null;
+            } | null;
+        };
+        /**
+         * HeadScoresOut
+         * @description lmxray.views.HeadScoresView.to_dict(): what `lmxray heads` prints and writes.
+         */
+        HeadScoresOut: {
+            /** Model */
+            model: string;
+            /** Baseline */
+            baseline: string | null;
+            /** Patterns */
+            patterns: string[];
+            /** Mixed Threshold */
+            mixed_threshold: number;
+            /** Max Skip */
+            max_skip: number;
+            /** Z Std Floor */
+            z_std_floor: number;
+            /** Heads */
+            heads: components["schemas"]["HeadRow"][];
+            /** Top */
+            top: {
+                [key: string]: components["schemas"]["TopHeadRow"][];
+            };
+            /** Label Counts */
+            label_counts: {
+                [key: string]: {
+                    [key: string]: number;
+                };
+            };
+            /** Probes */
+            probes: components["schemas"]["ProbeRow"][];
+            /** Checkpoints */
+            checkpoints: null;
+            /** Shown */
+            shown: string[];
+            /** Z Significant */
+            z_significant: number;
+            /** Layers */
+            layers: number[];
+            /** N Heads */
+            n_heads: number;
+            grid: components["schemas"]["HeadGridOut"];
+        };
+        /**
+         * HeadsJobOut
+         * @description A heads job; once done, its result is the HeadScoresView.
+         */
+        HeadsJobOut: {
+            /** Id */
+            id: string;
+            /** Params */
+            params: {
+                [key: string]: unknown;
+            };
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "queued" | "running" | "done" | "failed" | "cancelled";
+            /** Progress */
+            progress: number;
+            /** Message */
+            message: string;
+            error: components["schemas"]["ErrorOut"] | null;
+            /** Created */
+            created: number;
+            /** Started */
+            started: number | null;
+            /** Finished */
+            finished: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "heads";
+            result: components["schemas"]["HeadScoresOut"] | null;
         };
         /**
          * HeadsRequest
@@ -833,42 +1142,10 @@ export interface components {
         };
         /**
          * JobOut
-         * @description A job: its kind and parameters, state, progress, and (once done) its result, the view of its kind:
-         *     flow -> FlowView, routes -> RoutesView, logits -> LogitsView, heads -> HeadScoresView, sweep -> SweepView.
+         * @description A job: its kind and parameters, state, progress, and (once done) its result, the view of its kind
+         *     (``kind`` tells which); null until done, and in lists.
          */
-        JobOut: {
-            /** Id */
-            id: string;
-            /**
-             * Kind
-             * @enum {string}
-             */
-            kind: "flow" | "routes" | "logits" | "heads" | "sweep";
-            /** Params */
-            params: {
-                [key: string]: unknown;
-            };
-            /**
-             * State
-             * @enum {string}
-             */
-            state: "queued" | "running" | "done" | "failed" | "cancelled";
-            /** Progress */
-            progress: number;
-            /** Message */
-            message: string;
-            error: components["schemas"]["ErrorOut"] | null;
-            /** Created */
-            created: number;
-            /** Started */
-            started: number | null;
-            /** Finished */
-            finished: number | null;
-            /** Result */
-            result: {
-                [key: string]: unknown;
-            } | null;
-        };
+        JobOut: components["schemas"]["FlowJobOut"] | components["schemas"]["RoutesJobOut"] | components["schemas"]["LogitsJobOut"] | components["schemas"]["HeadsJobOut"] | components["schemas"]["SweepJobOut"];
         /** JobsOut */
         JobsOut: {
             /** Jobs */
@@ -950,6 +1227,40 @@ export interface components {
             model: string;
         };
         /**
+         * LogitsJobOut
+         * @description A logits job; once done, its result is the LogitsView.
+         */
+        LogitsJobOut: {
+            /** Id */
+            id: string;
+            /** Params */
+            params: {
+                [key: string]: unknown;
+            };
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "queued" | "running" | "done" | "failed" | "cancelled";
+            /** Progress */
+            progress: number;
+            /** Message */
+            message: string;
+            error: components["schemas"]["ErrorOut"] | null;
+            /** Created */
+            created: number;
+            /** Started */
+            started: number | null;
+            /** Finished */
+            finished: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "logits";
+            result: components["schemas"]["LogitsView"] | null;
+        };
+        /**
          * LogitsRequest
          * @description A generation logit trace: per step the top-k candidates, entropy and confidence flag.
          */
@@ -981,6 +1292,30 @@ export interface components {
              * @default 0
              */
             seed: number;
+        };
+        /**
+         * LogitsView
+         * @description What `lmxray logits` shows and writes: probes.generate's trace with the flag thresholds it used.
+         */
+        LogitsView: {
+            /** Model */
+            model: string;
+            /** Prompt */
+            prompt: string;
+            /** Temperature */
+            temperature: number;
+            /** Seed */
+            seed: number | null;
+            /** Steps */
+            steps: components["schemas"]["Step"][];
+            /** Generated */
+            generated: string;
+            /** Stopped */
+            stopped: string;
+            /** Thresholds */
+            thresholds: {
+                [key: string]: number;
+            };
         };
         /**
          * MapOut
@@ -1015,6 +1350,18 @@ export interface components {
             b: unknown;
             /** Key */
             key: string;
+        };
+        /**
+         * MlpRoute
+         * @description One kept MLP block at ``position``.
+         */
+        MlpRoute: {
+            /** Position */
+            position: number;
+            /** Token */
+            token: string;
+            /** Importance */
+            importance: number;
         };
         /**
          * ModelInfo
@@ -1071,6 +1418,20 @@ export interface components {
             models: components["schemas"]["ModelOut"][];
         };
         /**
+         * Node
+         * @description One residual state or MLP block.
+         */
+        Node: {
+            /** Id */
+            id: string;
+            /** Layer */
+            layer: number;
+            /** Position */
+            position: number;
+            /** Kind */
+            kind: string;
+        };
+        /**
          * PlanOptions
          * @description What a trace keeps (lmxray.CapturePlan): layers, per-head maps, kept query rows, top-k, edge threshold.
          */
@@ -1113,6 +1474,27 @@ export interface components {
             lens_all: boolean;
         };
         /**
+         * Prediction
+         * @description The model's top token at the routes' position.
+         */
+        Prediction: {
+            /** Token Id */
+            token_id: number;
+            /** Text */
+            text: string;
+            /** Prob */
+            prob: number;
+        };
+        /** ProbeRow */
+        ProbeRow: {
+            /** Name */
+            name: string;
+            /** N Tokens */
+            n_tokens: number;
+            /** Repeat */
+            repeat: number;
+        };
+        /**
          * ProfileOut
          * @description lmxray.views.profile_view(folder).to_dict() (``run``: the folder's name under --runs).
          */
@@ -1138,6 +1520,96 @@ export interface components {
             corpora: {
                 [key: string]: unknown;
             }[];
+        };
+        /**
+         * RouteLayer
+         * @description A layer's kept edges: attention edges and MLP blocks by importance, and how many edges it keeps in all.
+         */
+        RouteLayer: {
+            /** Layer */
+            layer: number;
+            /** Attention */
+            attention: components["schemas"]["AttentionRoute"][];
+            /** Mlp */
+            mlp: components["schemas"]["MlpRoute"][];
+            /** N Edges */
+            n_edges: number;
+        };
+        /**
+         * RoutesJobOut
+         * @description A routes job; once done, its result is the RoutesView.
+         */
+        RoutesJobOut: {
+            /** Id */
+            id: string;
+            /** Params */
+            params: {
+                [key: string]: unknown;
+            };
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "queued" | "running" | "done" | "failed" | "cancelled";
+            /** Progress */
+            progress: number;
+            /** Message */
+            message: string;
+            error: components["schemas"]["ErrorOut"] | null;
+            /** Created */
+            created: number;
+            /** Started */
+            started: number | null;
+            /** Finished */
+            finished: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "routes";
+            result: components["schemas"]["RoutesOut"] | null;
+        };
+        /**
+         * RoutesOut
+         * @description lmxray.views.RoutesView.to_dict(): what `lmxray flow --method routes --json` prints.
+         */
+        RoutesOut: {
+            /** Method */
+            method: string;
+            /** Model */
+            model: string;
+            model_info: components["schemas"]["ModelInfo"];
+            /** Prompt */
+            prompt: string;
+            /** Tokens */
+            tokens: string[];
+            /** Token Ids */
+            token_ids: number[];
+            /** Position */
+            position: number;
+            prediction: components["schemas"]["Prediction"];
+            /** Threshold */
+            threshold: number;
+            /** Parallel */
+            parallel: boolean;
+            /** N Layers */
+            n_layers: number;
+            /** N Heads */
+            n_heads: number;
+            /** Max Error */
+            max_error: number;
+            /** Error */
+            error: number[];
+            /** Root */
+            root: string;
+            /** Nodes */
+            nodes: components["schemas"]["Node"][];
+            /** Edges */
+            edges: components["schemas"]["Edge"][];
+            /** Layers */
+            layers: components["schemas"]["RouteLayer"][];
+            /** Out */
+            out: string | null;
         };
         /**
          * RoutesRequest
@@ -1212,6 +1684,40 @@ export interface components {
             predicted_text: string;
         };
         /**
+         * SinkOut
+         * @description The attention sink: the first source, reported apart from the content sources.
+         */
+        SinkOut: {
+            /** Source */
+            source: string;
+            /** Index */
+            index: number;
+            /** Note */
+            note: string;
+        };
+        /**
+         * Step
+         * @description One generation step: the prefix the model saw and what it made of it.
+         */
+        Step: {
+            /** Step */
+            step: number;
+            /** Prefix */
+            prefix: string;
+            /** Candidates */
+            candidates: components["schemas"]["Candidate"][];
+            /** Entropy */
+            entropy: number;
+            /** Flag */
+            flag: string;
+            /** Chosen Id */
+            chosen_id: number;
+            /** Chosen Text */
+            chosen_text: string;
+            /** Chosen Prob */
+            chosen_prob: number;
+        };
+        /**
          * Summary
          * @description The seed's comparison metrics for one trace.
          */
@@ -1275,6 +1781,40 @@ export interface components {
             level: number;
             /** Categories */
             categories: components["schemas"]["CategoryCurve"][];
+        };
+        /**
+         * SweepJobOut
+         * @description A sweep job; once done, its result is the SweepView of its run folder.
+         */
+        SweepJobOut: {
+            /** Id */
+            id: string;
+            /** Params */
+            params: {
+                [key: string]: unknown;
+            };
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "queued" | "running" | "done" | "failed" | "cancelled";
+            /** Progress */
+            progress: number;
+            /** Message */
+            message: string;
+            error: components["schemas"]["ErrorOut"] | null;
+            /** Created */
+            created: number;
+            /** Started */
+            started: number | null;
+            /** Finished */
+            finished: number | null;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "sweep";
+            result: components["schemas"]["SweepOut"] | null;
         };
         /**
          * SweepOut
@@ -1434,6 +1974,15 @@ export interface components {
             /** Offset */
             offset: number;
         };
+        /** TokenLogitOut */
+        TokenLogitOut: {
+            /** Token Id */
+            token_id: number;
+            /** Text */
+            text: string;
+            /** Logit */
+            logit: number;
+        };
         /**
          * TokenScore
          * @description One candidate next token with its probability (softmax of the final logits).
@@ -1445,6 +1994,26 @@ export interface components {
             text: string;
             /** Prob */
             prob: number;
+        };
+        /**
+         * TopHeadRow
+         * @description One of a pattern's best heads (baseline mean and z with a baseline).
+         */
+        TopHeadRow: {
+            /** Layer */
+            layer: number;
+            /** Head */
+            head: number;
+            /** Score */
+            score: number | null;
+            /** Skip K */
+            skip_k: number;
+            /** Label */
+            label: string;
+            /** Baseline */
+            baseline?: number | null;
+            /** Z */
+            z?: number | null;
         };
         /** TopKOut */
         TopKOut: {
@@ -2122,7 +2691,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["JobOut"];
+                    "application/json": components["schemas"]["FlowJobOut"];
                 };
             };
             /** @description Not Found */
@@ -2173,7 +2742,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["JobOut"];
+                    "application/json": components["schemas"]["RoutesJobOut"];
                 };
             };
             /** @description Not Found */
@@ -2224,7 +2793,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["JobOut"];
+                    "application/json": components["schemas"]["LogitsJobOut"];
                 };
             };
             /** @description Not Found */
@@ -2275,7 +2844,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["JobOut"];
+                    "application/json": components["schemas"]["HeadsJobOut"];
                 };
             };
             /** @description Not Found */
@@ -2326,7 +2895,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["JobOut"];
+                    "application/json": components["schemas"]["SweepJobOut"];
                 };
             };
             /** @description Not Found */
