@@ -20,6 +20,8 @@ RC = {"svg.fonttype": "none", "text.parse_math": False, "svg.hashsalt": "lmxray"
 EXPECTED_COLOR = "#2ca02c"  # green
 UNEXPECTED_COLOR = "#e6550d"  # orange-red
 NEUTRAL_COLOR = "#8c8c8c"  # no expectation given for the position
+LINE_SPACING = 1.2  # matplotlib's default line height, in font sizes
+TICK_SPACE = 7 / 72  # inches between an axis and its tick labels: tick length 3.5 pt + pad 3.5 pt
 
 
 def token_label(text: str) -> str:
@@ -63,6 +65,25 @@ def _no_dates(fmt: str) -> dict:
     if fmt == "svg":
         return {"Date": None, "Creator": None, "Format": None, "Type": None}
     return {"Software": None}
+
+
+def text_inches(texts, fontsize: float) -> tuple[float, float]:
+    """(widest line, tallest block) of ``texts`` at ``fontsize`` points, in inches, as Agg measures them.
+
+    For fixed figure margins: one font measurement per line instead of a layout engine's per-artist passes.
+    """
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.font_manager import FontProperties
+
+    renderer, font = RendererAgg(1, 1, DPI), FontProperties(size=fontsize)
+    width, lines = 0.0, 0
+    for text in texts:
+        parts = str(text).split("\n")
+        lines = max(lines, len(parts))
+        for part in parts:
+            if part:
+                width = max(width, renderer.get_text_width_height_descent(part, font, ismath=False)[0])
+    return width / DPI, lines * fontsize * LINE_SPACING / 72
 
 
 def sample_indices(n: int, k: int) -> list[int]:
