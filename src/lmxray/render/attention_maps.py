@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from lmxray.errors import LmxrayError
-from lmxray.render.figures import TICK_SPACE, resolve_choice, sample_indices, text_inches, token_label
+from lmxray.render.figures import TICK_SPACE, rect, resolve_choice, sample_indices, text_inches, token_label
 from lmxray.trace.types import Trace
 
 DEFAULT_GRID = 3  # layers and heads sampled when none are chosen: at most 3 x 3 panels
@@ -131,11 +131,11 @@ class _GridLayout:
         """[left, bottom, width, height] of panel (row, col), row 0 at the top."""
         x = self.left + col * (self.side + self.PAD) + (self.GROUP_GAP - self.PAD) * (col >= self.group)
         y = self.bottom + (self.n_rows - 1 - row) * (self.side + self.PAD + self.title_h)
-        return self._fraction(x, y, self.side, self.side)
+        return rect(self.size, x, y, self.side, self.side)
 
     def colorbar(self) -> list[float]:
         """The colour bar beside the grid, as tall as the panels' span."""
-        return self._fraction(self.grid_right + self.BAR_GAP, self.bottom, self.BAR_WIDTH, self.grid_h)
+        return rect(self.size, self.grid_right + self.BAR_GAP, self.bottom, self.BAR_WIDTH, self.grid_h)
 
     def wrap_scale(self, label: str) -> str:
         """The colour bar's label, on two lines when one is longer than the bar."""
@@ -143,10 +143,6 @@ class _GridLayout:
             return label
         head, tail = label.split(": ", 1)
         return f"{head}:\n{tail}"
-
-    def _fraction(self, x: float, y: float, w: float, h: float) -> list[float]:
-        fw, fh = self.size
-        return [x / fw, y / fh, w / fw, h / fh]
 
 
 def _panel(ax, weights: np.ndarray, top: float):

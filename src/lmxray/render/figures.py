@@ -86,6 +86,11 @@ def text_inches(texts, fontsize: float) -> tuple[float, float]:
     return width / DPI, lines * fontsize * LINE_SPACING / 72
 
 
+def rect(size: tuple[float, float], x: float, y: float, w: float, h: float) -> list[float]:
+    """[left, bottom, width, height] in fractions of a figure of ``size`` inches, from inches."""
+    return [x / size[0], y / size[1], w / size[0], h / size[1]]
+
+
 def sample_indices(n: int, k: int) -> list[int]:
     """``k`` indices spread evenly over ``0..n-1`` (first and last included, halves rounded up)."""
     if n <= k:

@@ -19,7 +19,8 @@ from matplotlib.patches import Patch
 
 from lmxray.analysis.convergence import ConvergenceRow
 from lmxray.errors import LmxrayError
-from lmxray.render.figures import EXPECTED_COLOR, NEUTRAL_COLOR, UNEXPECTED_COLOR, resolve_choice, token_label
+from lmxray.render.figures import (EXPECTED_COLOR, NEUTRAL_COLOR, TICK_SPACE, UNEXPECTED_COLOR, rect, resolve_choice,
+                                   text_inches, token_label)
 from lmxray.trace.types import Trace
 
 # Height of each component's lane inside a layer band of height 1 (bottom to top).
@@ -36,6 +37,10 @@ MAX_LINE_WIDTH = 4.0  # points, for the heaviest edge drawn
 DEFAULT_MIN_SHARE = 0.02  # edges lighter than this share of the heaviest edge are not drawn
 MAX_BARS = 40  # longer prompts: the convergence bar shows the heaviest positions only, and says so
 MAX_TICKS = 60  # longer prompts label every n-th position
+ROTATE_ABOVE = 12  # position labels turn vertical on longer prompts
+BAR_INCHES = 3.6  # width of the convergence bar's axes
+MIN_AXES_INCHES = 2.0  # the figure grows taller rather than squeeze the axes below this under long labels
+TICK_FONT, TITLE_FONT, LABEL_FONT, LEGEND_FONT, SUPTITLE_FONT = 8, 9, 10, 7, 11  # points
 FLOW_FIX = "trace again with attention capture on (the default; CapturePlan(attention=True))"
 
 
@@ -86,18 +91,81 @@ def flow_figure(trace: Trace, rows: list[ConvergenceRow], *, layers: list[int] |
         layers, trace.model.n_layers, trace.layers, "layer", "--layers",
         "choose captured layers, or trace again capturing them (CapturePlan(layers=None) keeps all)")
     bands = layer_bands(sorted(chosen), group)
-    n_tok = trace.n_tokens
     height = min(max(4 + 0.9 * len(bands), 2 + 0.22 * min(len(rows), MAX_BARS)), 40)
-    width_graph = min(3 + 0.55 * n_tok, 30)
-    fig = Figure(figsize=(width_graph + 4.5, height), layout="constrained")
-    graph, bar = fig.subplots(1, 2, gridspec_kw={"width_ratios": [width_graph, 4.5]})
+    layout = _FlowLayout(trace, bands, rows, min_share, min(3 + 0.55 * trace.n_tokens, 30), height)
+    fig = Figure(figsize=layout.size)
+    graph, bar = fig.add_axes(layout.graph), fig.add_axes(layout.bar)
     lanes = _draw_graph(graph, trace, band_weights(trace, bands), bands, min_share)
     status = _draw_bar(bar, trace, rows)
-    fig.legend(handles=lanes + status, loc="outside lower center", ncol=len(lanes) + len(status), fontsize=7,
-               frameon=False)
-    fig.suptitle(f"{trace.model.name}: {token_label(trace.prompt)[:90]} → {token_label(trace.predicted_text)}"
-                 f" ({trace.confidence:.4f})", fontsize=11)
+    fig.legend(handles=lanes + status, loc="lower center", bbox_to_anchor=(0.5, layout.PAD / layout.size[1]),
+               ncol=len(lanes) + len(status), fontsize=LEGEND_FONT, frameon=False, borderpad=0)
+    fig.suptitle(layout.title, fontsize=SUPTITLE_FONT, y=1 - layout.PAD / layout.size[1], va="top")
     return fig
+
+
+def _position_labels(trace: Trace) -> tuple[range, list[str]]:
+    """The graph's x ticks and their labels ('position\\ntoken'): every n-th position on long prompts."""
+    ticks = range(0, trace.n_tokens, -(-trace.n_tokens // MAX_TICKS))
+    return ticks, [f"{p}\n{token_label(trace.tokens[p])}" for p in ticks]
+
+
+def _band_labels(bands: list[list[int]]) -> list[str]:
+    """The graph's y labels: 'L3' for a band of one layer, else its span."""
+    return [f"L{band[0]}" if len(band) == 1 else layer_span(band) for band in bands]
+
+
+def _bar_labels(rows: list[ConvergenceRow]) -> list[str]:
+    """The bar's y labels, 'position token', in the order the bars are drawn."""
+    return [f"{r.position} {token_label(r.token)}" for r in _bar_rows(rows)]
+
+
+def _bar_rows(rows: list[ConvergenceRow]) -> list[ConvergenceRow]:
+    """The rows the bar draws: the MAX_BARS heaviest, in position order."""
+    return sorted(rows[:MAX_BARS], key=lambda r: r.position)  # rows come heaviest first
+
+
+class _FlowLayout:
+    """Fixed positions of the graph and the bar (figure fractions) from their measured labels and titles.
+
+    Every label is known before drawing, so the margins are computed once here instead of by a layout engine
+    measuring every text at each save. A long title or legend widens the figure rather than being cut.
+    """
+
+    PAD = 0.12  # inches around the figure's edge and between blocks
+
+    def __init__(self, trace: Trace, bands: list[list[int]], rows: list[ConvergenceRow], min_share: float,
+                 graph_w: float, height: float):
+        self.title = (f"{trace.model.name}: {token_label(trace.prompt)[:90]} → {token_label(trace.predicted_text)}"
+                      f" ({trace.confidence:.4f})")
+        line = text_inches(["x"], TITLE_FONT)[1]  # one title line
+        ticks_w, ticks_h = text_inches(_position_labels(trace)[1], TICK_FONT)
+        below_graph = ticks_w if trace.n_tokens > ROTATE_ABOVE else ticks_h
+        axis_label = text_inches(["x"], LABEL_FONT)[1] + 4 / 72  # an axis label and its 4 pt pad
+        legend_h = text_inches(["x"], LEGEND_FONT)[1]
+        suptitle_w, suptitle_h = text_inches([self.title], SUPTITLE_FONT)
+        most = len(bands) * trace.n_tokens * (trace.n_tokens + 1) // 2  # edges when every weight is drawn
+        graph_title_w = text_inches([_graph_title(trace, bands, 1 / 3, most, most, min_share)], TITLE_FONT)[0]
+        self.bottom = self.PAD + legend_h + self.PAD + axis_label + TICK_SPACE + below_graph
+        title_lines = 3 if len(rows) > MAX_BARS else 2  # the bar's title says when it shows the heaviest only
+        top = self.PAD + suptitle_h + self.PAD + title_lines * line + 6 / 72
+        left = self.PAD + axis_label + text_inches(_band_labels(bands), TICK_FONT)[0] + TICK_SPACE
+        annotation = text_inches([f"→ {token_label(trace.predicted_text)}"], TICK_FONT)[0] + 4 / 72
+        gap = 2 * self.PAD + text_inches(_bar_labels(rows), TICK_FONT)[0] + TICK_SPACE + annotation
+        graph_w = max(graph_w, graph_title_w)
+        width = left + graph_w + gap + BAR_INCHES + 3 * self.PAD
+        width = max(width, suptitle_w + 2 * self.PAD, _legend_inches(trace) + 2 * self.PAD)
+        self.size = (width, max(height, self.bottom + top + MIN_AXES_INCHES))  # long labels: a taller figure
+        graph_w = width - left - gap - BAR_INCHES - 3 * self.PAD  # a wider figure gives the graph the room
+        axes_h = self.size[1] - self.bottom - top
+        self.graph = rect(self.size, left, self.bottom, graph_w, axes_h)
+        self.bar = rect(self.size, left + graph_w + gap, self.bottom, BAR_INCHES, axes_h)
+
+
+def _legend_inches(trace: Trace) -> float:
+    """Width of the one-row legend: each entry's label plus its handle, pad and column spacing (4.8 em)."""
+    names = [n for n in trace.components if n in LANES or n == "input_embedding"]
+    names += ["expected", "unexpected", "no expectation given"]
+    return sum(text_inches([n], LEGEND_FONT)[0] for n in names) + len(names) * 4.8 * LEGEND_FONT / 72
 
 
 def _draw_graph(ax, trace: Trace, weights: np.ndarray, bands: list[list[int]], min_share: float) -> list[Patch]:
@@ -120,22 +188,25 @@ def _draw_graph(ax, trace: Trace, weights: np.ndarray, bands: list[list[int]], m
     ax.axvline(trace.position, color=UNEXPECTED_COLOR, lw=0.8, ls=":", zorder=0)
     ax.set_xlim(-0.7, n_tok - 0.3)
     ax.set_ylim(-0.45, n_band + 0.35)
-    ticks = range(0, n_tok, -(-n_tok // MAX_TICKS))
-    ax.set_xticks(ticks, [f"{p}\n{token_label(trace.tokens[p])}" for p in ticks],
-                  rotation=90 if n_tok > 12 else 0, fontsize=8)
-    labels = [f"L{band[0]}" if len(band) == 1 else layer_span(band) for band in bands]
-    ax.set_yticks([b + 0.5 for b in range(n_band)], labels, fontsize=8)
+    ax.set_xticks(*_position_labels(trace), rotation=90 if n_tok > ROTATE_ABOVE else 0, fontsize=TICK_FONT)
+    ax.set_yticks([b + 0.5 for b in range(n_band)], _band_labels(bands), fontsize=TICK_FONT)
     for b in range(1, n_band):
         ax.axhline(b, color="#dddddd", lw=0.5, zorder=0)
-    ax.set_xlabel("position (token)")
+    ax.set_xlabel("position (token)", fontsize=LABEL_FONT)
     grouped = max(len(band) for band in bands) > 1
-    ax.set_ylabel("layer band (component lanes bottom to top)" if grouped else "layer (component lanes bottom to top)")
-    heads = "summed over heads" if trace.attention is not None else f"summed over {len(trace.heads)} heads"
-    mean = ", mean over each band's layers" if grouped else ""
-    ax.set_title(f"attention flow: line width ∝ weight {heads}{mean} (heaviest {heaviest:.3g});\n"
-                 f"{kept} of {total} edges drawn (≥ {min_share:g} × heaviest); grey: from position 0 (sink), "
-                 f"dark red: into position {trace.position}", fontsize=9)
+    ax.set_ylabel("layer band (component lanes bottom to top)" if grouped else "layer (component lanes bottom to top)",
+                  fontsize=LABEL_FONT)
+    ax.set_title(_graph_title(trace, bands, heaviest, kept, total, min_share), fontsize=TITLE_FONT)
     return handles
+
+
+def _graph_title(trace: Trace, bands: list[list[int]], heaviest: float, kept: int, total: int,
+                 min_share: float) -> str:
+    heads = "summed over heads" if trace.attention is not None else f"summed over {len(trace.heads)} heads"
+    mean = ", mean over each band's layers" if max(len(band) for band in bands) > 1 else ""
+    return (f"attention flow: line width ∝ weight {heads}{mean} (heaviest {heaviest:.3g});\n"
+            f"{kept} of {total} edges drawn (≥ {min_share:g} × heaviest); grey: from position 0 (sink), "
+            f"dark red: into position {trace.position}")
 
 
 def _draw_nodes(ax, trace: Trace, bands: list[list[int]]) -> list[Patch]:
@@ -156,27 +227,27 @@ def _draw_nodes(ax, trace: Trace, bands: list[list[int]]) -> list[Patch]:
         handles.append(Patch(color=LANE_COLORS[name], label=name))
     ax.scatter([trace.position], [len(bands) + 0.15], s=30, marker="^", color=LANE_COLORS["logits"], zorder=3)
     ax.annotate(f"→ {token_label(trace.predicted_text)}", (trace.position, len(bands) + 0.15),
-                xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
+                xytext=(4, 0), textcoords="offset points", va="center", fontsize=TICK_FONT)
     return handles
 
 
 def _draw_bar(ax, trace: Trace, rows: list[ConvergenceRow]) -> list[Patch]:
     """Mass per key position (summed over layers and heads) at the prediction position, in position order."""
-    ordered = sorted(rows[:MAX_BARS], key=lambda r: r.position)  # rows come heaviest first
+    ordered = _bar_rows(rows)
     colors = {"expected": EXPECTED_COLOR, "unexpected": UNEXPECTED_COLOR, "": NEUTRAL_COLOR}
     ys = np.arange(len(ordered))
     masses = [r.mass for r in ordered]
     ax.barh(ys, masses, color=[colors[r.status] for r in ordered], height=0.75)
-    ax.set_yticks(ys, [f"{r.position} {token_label(r.token)}" for r in ordered], fontsize=8)
+    ax.set_yticks(ys, _bar_labels(rows), fontsize=TICK_FONT)
     ax.invert_yaxis()
     top = max(masses, default=0.0)
     for y, m in zip(ys, masses):
         ax.text(m + 0.01 * top, y, f"{m:.2f}", va="center", fontsize=7)
     ax.set_xlim(0, top * 1.25 if top > 0 else 1)
-    ax.set_xlabel("attention mass (summed over layers and heads)")
+    ax.set_xlabel("attention mass (summed over layers and heads)", fontsize=LABEL_FONT)
     shown = "" if len(rows) <= MAX_BARS else f"\n(the {MAX_BARS} heaviest of {len(rows)} positions)"
     ax.set_title(f"convergence at position {trace.position}: mass summed over\n{convergence_layers(trace)}{shown}",
-                 fontsize=9)
+                 fontsize=TITLE_FONT)
     legend = [Patch(color=EXPECTED_COLOR, label="expected"), Patch(color=UNEXPECTED_COLOR, label="unexpected")]
     if any(r.status == "" for r in ordered):
         legend = [Patch(color=NEUTRAL_COLOR, label="no expectation given")]
