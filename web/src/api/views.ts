@@ -15,5 +15,5 @@ export type CompareView = Schemas["CompareView"];
 export type RunRecord = Schemas["RunRecord"];
 export type ModelEntry = Schemas["ModelOut"];
 
-/** A server job with its result typed as the view that kind of job returns (the schema leaves it open). */
+/** A server job with its result typed as the parts of its view a page reads (the schema types it per ``kind``). */
 export type Job<T> = Omit<Schemas["JobOut"], "result"> & { result: T | null };
