@@ -1,6 +1,7 @@
-"""A sweep pair traced from the experiments page in a real browser (fixtures and helpers of test_browser.py): the page
-shows the prompts the run recorded, and its trace-and-compare button opens the comparison of the two prompts, whose
-per-layer divergence is the sweep's own row for that pair."""
+"""Sweeps on the experiments page in a real browser (fixtures in browser_fixtures.py): a sweep run's summary and a pair's
+rows against the library's; and a pair traced from the page: it shows the prompts the run recorded, and its
+trace-and-compare button opens the comparison of the two prompts, whose per-layer divergence is the sweep's own row
+for that pair."""
 
 from __future__ import annotations
 
@@ -8,12 +9,45 @@ import re
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from test_browser import WAIT_MS, browser, close, page, server, shown_rows, wait_ready  # noqa: F401 (fixtures)
+from browser_helpers import WAIT_MS, close, shown_rows, wait_ready
 
+pytest_plugins = ["browser_fixtures"]
 pytestmark = pytest.mark.browser
 
 
-def test_a_clicked_pair_is_traced_and_compared_on_the_runs_model(page, server, capsys):  # noqa: F811
+def test_a_sweep_run_shows_the_librarys_summary_and_a_pairs_rows(page, server, capsys):
+    import pyarrow.parquet as pq
+    from cli_helpers import run as run_cli
+
+    from lmxray.views import sweep_view
+
+    code, _, err = run_cli(capsys, "sweep", "--model", server.model, "--out", server.runs / "sw", "--limit", "4")
+    assert code == 0, err
+    page.goto(f"{server.url}?view=experiments&experiment=sw")
+    wait_ready(page)
+    page.wait_for_selector("canvas[aria-label='sweep curves']")
+    ref = sweep_view(server.runs / "sw")
+    rows = shown_rows(page, ".experiments .summary")
+    expected = ref.categories + ref.length_groups
+    assert [r[0] for r in rows] == [c["category"] for c in expected]
+    for cells, c in zip(rows, expected, strict=True):
+        assert cells[1] == str(c["n_pairs"]) and close(cells[5], c["mean_js"]), f"{cells} vs {c}"
+        assert close(cells[2].split()[0], c["peak_layer"]), f"peak layer {cells[2]} vs {c['peak_layer']}"
+    pair = pq.read_table(server.runs / "sw" / "pairs.parquet").column("id")[1].as_py()
+    page.click(f".experiments .pairs tbody tr:nth-child(2)")
+    page.wait_for_url(re.compile(f"pair={pair}"))
+    wait_ready(page)
+    layers = [r for r in pq.read_table(server.runs / "sw" / "layers.parquet").to_pylist() if r["id"] == pair]
+    shown = shown_rows(page, ".experiments .pair")
+    assert [int(r[0]) for r in shown] == [r["layer"] for r in layers]
+    for cells, r in zip(shown, layers, strict=True):
+        assert close(cells[1], r["js"]) and close(cells[2], r["bos_share_intended"]), f"{cells} vs {r}"
+    page.reload()  # the permalink reopens the run and the pair
+    wait_ready(page)
+    assert shown_rows(page, ".experiments .pair") == shown
+
+
+def test_a_clicked_pair_is_traced_and_compared_on_the_runs_model(page, server, capsys):
     import pyarrow.parquet as pq
     from cli_helpers import run as run_cli
 
