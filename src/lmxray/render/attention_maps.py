@@ -113,13 +113,13 @@ class _GridLayout:
     BAR_GAP, BAR_WIDTH = 0.3, 0.18  # the colour bar: inches from the last panel, its width
 
     def __init__(self, n_rows: int, n_cols: int, group: int, side: float, labels: list[str], title: str):
-        self.n_rows, self.n_cols, self.group, self.side = n_rows, n_cols, group, side
+        self.n_rows, self.group, self.side = n_rows, group, side
         label_w = text_inches(labels, TICK_FONT)[0] + TICK_SPACE
         self.title_h = text_inches(["L0 H0"], TITLE_FONT)[1] + 6 / 72  # a panel title and its 6 pt pad
         suptitle_w, suptitle_h = text_inches([title], SUPTITLE_FONT)
         self.left, self.bottom = self.PAD + label_w, self.PAD + label_w
         self.top = self.PAD + suptitle_h + self.PAD + self.title_h
-        bar_labels = text_inches(["0.00"], 10)[0] + TICK_SPACE + text_inches(["x"], SCALE_FONT)[1] * 2
+        bar_labels = text_inches(["0.00"], SCALE_FONT)[0] + TICK_SPACE + text_inches(["x"], SCALE_FONT)[1] * 2
         grid_w = n_cols * side + (n_cols - 1) * self.PAD + (self.GROUP_GAP - self.PAD) * (n_cols > group)
         self.grid_h = n_rows * side + (n_rows - 1) * (self.PAD + self.title_h)
         width = self.left + grid_w + self.BAR_GAP + self.BAR_WIDTH + bar_labels + self.PAD
