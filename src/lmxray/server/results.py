@@ -18,6 +18,7 @@ from lmxray.views.flow import Attribution, FlowLayer
 from lmxray.views.logits import LogitsView
 from lmxray.views.routes import RouteLayer
 
+
 class Result(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
