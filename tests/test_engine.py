@@ -215,6 +215,31 @@ def test_a_model_spread_over_two_devices_gives_the_same_rows(tiny_dir, init, mon
             assert far <= SPLIT_TOL, f"{type(job).__name__}.{name}: split model drifts {far:.3e}"
 
 
+def test_a_catch_all_map_and_tied_embeddings_give_the_same_rows(tmp_path):
+    """A map with "" beside inner paths (accelerate places disjoint modules only) on a model whose unembedding
+    shares the embedding's weight; splitting that shared weight over two devices is refused in one line."""
+    from tiny_models import tiny_model, tiny_tokenizer
+
+    tied = tiny_model("llama")
+    tied.config.tie_word_embeddings = True
+    tied.tie_weights()
+    tied.save_pretrained(tmp_path)
+    tiny_tokenizer().save_pretrained(tmp_path)
+    nested = {"model.embed_tokens": "disk", "lm_head": "disk", "model.layers.1": "disk", "": "cpu"}
+    items = [Item(p.id, 0, Prompt(p.id, p.intended, "x")) for p in PAIRS]
+    for init in ("pretrained", "random"):
+        whole = ModelRef(str(tmp_path), init=init, seed=2).load()
+        split = ModelRef(str(tmp_path), init=init, seed=2, device_map=nested).load()
+        assert whole.hf.get_output_embeddings().weight is whole.hf.get_input_embeddings().weight
+        assert {n for n, p in split.hf.named_parameters() if p.is_meta} >= {"model.embed_tokens.weight"}
+        a, b = (BatchJob().launch(m, items).table for m in (whole, split))
+        for name, values in rows(a).items():
+            far = drift(values, rows(b)[name])
+            assert far <= SPLIT_TOL, f"{init}: batch.{name} of the split tied model drifts {far:.3e}"
+        with pytest.raises(LmxrayError, match="lm_head.weight are tied"):
+            ModelRef(str(tmp_path), init=init, device_map={"model.embed_tokens": "disk", "": "cpu"}).load()
+
+
 def test_device_map_on_the_command_line_gives_the_same_sweep(capsys, tiny_dir, tmp_path):
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("".join(json.dumps({"id": p.id, "category": p.category, "intended": p.intended,

@@ -57,19 +57,53 @@ def check_devices(device_map: dict) -> None:
                               f"map modules to cpu, disk{' or a GPU index' if gpus else ''}")
 
 
-def check_covers(device_map: dict, parameters: list[str], buffers: list[str]) -> None:
-    """Every parameter falls under a module path of the map, and every path holds a parameter or a buffer."""
-    def under(name: str, path: str) -> bool:
-        return path == "" or name == path or name.startswith(path + ".")
-
-    left = next((name for name in parameters if not any(under(name, path) for path in device_map)), None)
+def check_map(device_map: dict, hf) -> None:
+    """The map fits ``hf`` (weightless is enough): every parameter falls under one of its module paths, every path
+    holds a parameter or a buffer, and weights shared by several modules (tied embeddings) stay on one device."""
+    named = list(hf.named_parameters(remove_duplicate=False))
+    names = [name for name, _ in named]
+    left = next((name for name in names if _place(name, device_map) is None), None)
     if left is not None:
         raise LmxrayError(f"--device-map places no module that holds {left}",
                           'add its module (or "" for all the rest) to the map, or pass --device-map auto')
-    unknown = next((path for path in device_map if not any(under(name, path) for name in parameters + buffers)), None)
+    held = names + [name for name, _ in hf.named_buffers()]
+    unknown = next((path for path in device_map if not any(_under(name, path) for name in held)), None)
     if unknown is not None:
         raise LmxrayError(f"--device-map names {unknown!r}, which holds no weight of this model",
                           "use the module paths of the model's named_parameters(), or pass --device-map auto")
+    shared: dict[int, list[str]] = {}
+    for name, weight in named:
+        shared.setdefault(id(weight), []).append(name)
+    for tied in shared.values():
+        places = {str(_place(name, device_map)) for name in tied}
+        if len(places) > 1:
+            raise LmxrayError(f"--device-map puts one shared weight on {' and '.join(sorted(places))}: "
+                              f"{' and '.join(tied)} are tied", "map the modules that hold them to the same device")
+
+
+def disjoint(device_map: dict, hf) -> dict:
+    """The map with each module path that holds another of its paths (e.g. ``""`` beside ``"model.layers.1"``)
+    replaced by its children and own weights, on its device: accelerate places a map of disjoint modules only."""
+    out = dict(device_map)
+    while (outer := next((p for p in out if any(q != p and _under(q, p) for q in out)), None)) is not None:
+        device = out.pop(outer)
+        module = hf.get_submodule(outer)
+        own = [name for name, _ in module.named_parameters(recurse=False)] + \
+              [name for name, _ in module.named_buffers(recurse=False)]
+        for name in own + [name for name, _ in module.named_children()]:
+            path = f"{outer}.{name}" if outer else name
+            out.setdefault(path, device)  # a path the map names keeps its own device
+    return out
+
+
+def _under(name: str, path: str) -> bool:
+    return path == "" or name == path or name.startswith(path + ".")
+
+
+def _place(name: str, device_map: dict):
+    """The device the map gives the parameter ``name``: its longest module path's; None when no path holds it."""
+    paths = [path for path in device_map if _under(name, path)]
+    return device_map[max(paths, key=len)] if paths else None
 
 
 def load_placed(load: Callable[..., Model], device_map: str | dict, weightless: Model | None) -> Model:
@@ -79,7 +113,8 @@ def load_placed(load: Callable[..., Model], device_map: str | dict, weightless: 
     check_accelerate()
     if isinstance(device_map, dict):
         check_devices(device_map)
-        check_covers(device_map, *_weight_names(weightless.hf))
+        check_map(device_map, weightless.hf)
+        device_map = disjoint(device_map, weightless.hf)
     offload = tempfile.mkdtemp(prefix="lmxray-offload-") if _to_disk(device_map) else None
     try:
         model = load(placement={"device_map": device_map, "offload_folder": offload})
@@ -106,7 +141,8 @@ def spread(model: Model, device_map: str | dict) -> Model:
             hf, no_split_module_classes=[block], dtype=hf.dtype, low_zero=device_map == "balanced_low_0")
         device_map = infer_auto_device_map(hf, max_memory=balanced, no_split_module_classes=[block], dtype=hf.dtype)
     check_devices(device_map)
-    check_covers(device_map, *_weight_names(hf))
+    check_map(device_map, hf)
+    device_map = disjoint(device_map, hf)
     offload = None
     if _to_disk(device_map):
         offload = tempfile.mkdtemp(prefix="lmxray-offload-")
@@ -118,10 +154,6 @@ def spread(model: Model, device_map: str | dict) -> Model:
         raise LmxrayError(f"cannot place the model by --device-map ({reason})",
                           "map every module to a GPU index, cpu or disk, or pass --device-map auto") from None
     return model
-
-
-def _weight_names(hf) -> tuple[list[str], list[str]]:
-    return [name for name, _ in hf.named_parameters()], [name for name, _ in hf.named_buffers()]
 
 
 def _to_disk(device_map: str | dict) -> bool:
