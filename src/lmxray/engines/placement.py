@@ -115,7 +115,9 @@ def load_placed(load: Callable[..., Model], device_map: str | dict, weightless: 
         check_devices(device_map)
         check_map(device_map, weightless.hf)
         device_map = disjoint(device_map, weightless.hf)
-    offload = tempfile.mkdtemp(prefix="lmxray-offload-") if _to_disk(device_map) else None
+    # a strategy may put what fits nowhere else on disk (transformers then needs a folder for it)
+    spill = isinstance(device_map, str) or _to_disk(device_map)
+    offload = tempfile.mkdtemp(prefix="lmxray-offload-") if spill else None
     try:
         model = load(placement={"device_map": device_map, "offload_folder": offload})
     except BaseException:
