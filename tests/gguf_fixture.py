@@ -47,6 +47,20 @@ def tiny_vocab() -> list[str]:
     return [table[b] for b in range(256)] + [m.replace(" ", "") for m in TINY_MERGES] + [EOS_TOKEN]
 
 
+def add_tiny_tokenizer(w, vocab: list[str]) -> None:
+    """The f32 file type and the tiny byte-level BPE tokenizer (its last token is BOS and EOS)."""
+    import gguf
+
+    w.add_file_type(gguf.LlamaFileType.ALL_F32)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("gpt2")
+    w.add_token_list(vocab)
+    w.add_token_types([gguf.TokenType.NORMAL] * (len(vocab) - 1) + [gguf.TokenType.CONTROL])
+    w.add_token_merges(TINY_MERGES)
+    w.add_bos_token_id(len(vocab) - 1)
+    w.add_eos_token_id(len(vocab) - 1)
+
+
 def permute(w: np.ndarray, n_head: int) -> np.ndarray:
     """llama.cpp's Q/K row permutation (convert_hf_to_gguf.py ``LlamaModel.permute``)."""
     return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
@@ -96,14 +110,7 @@ def write_tiny_llama_gguf(path: Path, seed: int = 0, tied: bool = True) -> dict[
     w.add_layer_norm_rms_eps(c["rms_eps"])
     w.add_rope_freq_base(c["rope_theta"])
     w.add_vocab_size(len(vocab))
-    w.add_file_type(gguf.LlamaFileType.ALL_F32)
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("gpt2")
-    w.add_token_list(vocab)
-    w.add_token_types([gguf.TokenType.NORMAL] * (len(vocab) - 1) + [gguf.TokenType.CONTROL])
-    w.add_token_merges(TINY_MERGES)
-    w.add_bos_token_id(len(vocab) - 1)
-    w.add_eos_token_id(len(vocab) - 1)
+    add_tiny_tokenizer(w, vocab)
     w.add_add_bos_token(False)
 
     w.add_tensor("token_embd.weight", hf["model.embed_tokens.weight"])
@@ -214,14 +221,7 @@ def write_tiny_gguf(path: Path, arch: str, seed: int = 0):
             w.add_float32(f"{file_arch}.{key}", value)
         elif key.endswith("epsilon"):  # a config naming it otherwise (LFM2's norm_eps): the reader still wants it
             w.add_float32(f"{file_arch}.{key}", 1e-5)
-    w.add_file_type(gguf.LlamaFileType.ALL_F32)
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("gpt2")
-    w.add_token_list(vocab)
-    w.add_token_types([gguf.TokenType.NORMAL] * (len(vocab) - 1) + [gguf.TokenType.CONTROL])
-    w.add_token_merges(TINY_MERGES)
-    w.add_bos_token_id(len(vocab) - 1)
-    w.add_eos_token_id(len(vocab) - 1)
+    add_tiny_tokenizer(w, vocab)
     w.add_pad_token_id(0)
     w.add_unk_token_id(0)
     w.add_add_bos_token(False)

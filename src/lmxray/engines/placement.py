@@ -116,8 +116,7 @@ def load_placed(load: Callable[..., Model], device_map: str | dict, weightless: 
         check_map(device_map, weightless.hf)
         device_map = disjoint(device_map, weightless.hf)
     # a strategy may put what fits nowhere else on disk (transformers then needs a folder for it)
-    spill = isinstance(device_map, str) or _to_disk(device_map)
-    offload = tempfile.mkdtemp(prefix="lmxray-offload-") if spill else None
+    offload = _offload_folder() if isinstance(device_map, str) or _to_disk(device_map) else None
     try:
         model = load(placement={"device_map": device_map, "offload_folder": offload})
     except BaseException:
@@ -125,7 +124,7 @@ def load_placed(load: Callable[..., Model], device_map: str | dict, weightless: 
             shutil.rmtree(offload, ignore_errors=True)
         raise
     if offload:
-        weakref.finalize(model.hf, shutil.rmtree, offload, ignore_errors=True)
+        _remove_with(model.hf, offload)
     return model
 
 
@@ -145,10 +144,9 @@ def spread(model: Model, device_map: str | dict) -> Model:
     check_devices(device_map)
     check_map(device_map, hf)
     device_map = disjoint(device_map, hf)
-    offload = None
-    if _to_disk(device_map):
-        offload = tempfile.mkdtemp(prefix="lmxray-offload-")
-        weakref.finalize(hf, shutil.rmtree, offload, ignore_errors=True)
+    offload = _offload_folder() if _to_disk(device_map) else None
+    if offload:
+        _remove_with(hf, offload)
     try:
         dispatch_model(hf, device_map=device_map, offload_dir=offload)
     except (ValueError, KeyError, RuntimeError) as e:
@@ -156,6 +154,15 @@ def spread(model: Model, device_map: str | dict) -> Model:
         raise LmxrayError(f"cannot place the model by --device-map ({reason})",
                           "map every module to a GPU index, cpu or disk, or pass --device-map auto") from None
     return model
+
+
+def _offload_folder() -> str:
+    return tempfile.mkdtemp(prefix="lmxray-offload-")
+
+
+def _remove_with(hf, folder: str) -> None:
+    """Remove the offload ``folder`` when the model that reads from it is gone."""
+    weakref.finalize(hf, shutil.rmtree, folder, ignore_errors=True)
 
 
 def _to_disk(device_map: str | dict) -> bool:

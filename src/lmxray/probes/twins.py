@@ -23,13 +23,13 @@ def random_twin(model_or_spec: Model | str, seed: int = 0, *, device: str = "aut
     A loaded model's twin shares its tokenizer and sits on its device in its dtype (``device`` and ``dtype``
     apply to a spec only); both ways give the weights ``load(spec, init="random", seed=seed)`` gives.
     """
-    from lmxray.models.loader import RANDOM_PREFIX, load
+    from lmxray.models.loader import load
 
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise LmxrayError(f"seed must be an integer in 0..2**63-1, got {seed!r}", "pass e.g. seed=0",
                           params=("seed",))
     if isinstance(model_or_spec, str):
-        return load(model_or_spec.removeprefix(RANDOM_PREFIX), device=device, dtype=dtype, init="random", seed=seed,
+        return load(model_or_spec, device=device, dtype=dtype, init="random", seed=seed,
                     progress=progress)
     if not isinstance(model_or_spec, Model):
         raise LmxrayError(f"model_or_spec must be a model spec or a loaded Model, got {type(model_or_spec).__name__}",
