@@ -126,3 +126,13 @@ def bind_attention(hf_model, spec: ArchSpec, attn_implementation: str) -> None:
         module = get_path(block, spec.attention)
         module.__dict__["lmxray_attention"] = function
         module.__dict__[spec.shim_method] = types.MethodType(spec.attention_shim, module)
+
+
+HF_DECODER = dict(layers="model.layers", final_norm="model.norm", unembed="lm_head", attention="self_attn",
+                  attn_contribution="self_attn", mlp_contribution="mlp", mlp_down="mlp.down_proj")
+
+
+def hf_decoder(**fields) -> ArchSpec:
+    """A spec on transformers' usual decoder layout (model.layers, model.norm, lm_head, self_attn, mlp.down_proj,
+    attention and MLP outputs added as they are); ``fields`` add to it or override it."""
+    return ArchSpec(**{**HF_DECODER, **fields})

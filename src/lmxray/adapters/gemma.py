@@ -1,17 +1,12 @@
 """Gemma 2 and 3: pre and post norms around attention and MLP, softcaps, sliding window, scaled embeddings."""
 
-from lmxray.adapters.base import ArchSpec
+from lmxray.adapters.base import hf_decoder
 
-SPEC = ArchSpec(
+SPEC = hf_decoder(
     family="gemma",
     model_types=("gemma2", "gemma3_text"),
-    layers="model.layers",
-    final_norm="model.norm",
-    unembed="lm_head",
-    attention="self_attn",
     attn_contribution="post_attention_layernorm",
     mlp_contribution="post_feedforward_layernorm",
-    mlp_down="mlp.down_proj",
     norm_kind="rms",
     mlp_kind="glu",
     post_norms=True,

@@ -1,17 +1,12 @@
 """OLMo 2: no norm before attention or the MLP; RMS norms on their outputs (and q/k norms inside attention)."""
 
-from lmxray.adapters.base import ArchSpec
+from lmxray.adapters.base import hf_decoder
 
-SPEC = ArchSpec(
+SPEC = hf_decoder(
     family="olmo2",
     model_types=("olmo2", "olmo3", "exaone4"),
-    layers="model.layers",
-    final_norm="model.norm",
-    unembed="lm_head",
-    attention="self_attn",
     attn_contribution="post_attention_layernorm",
     mlp_contribution="post_feedforward_layernorm",
-    mlp_down="mlp.down_proj",
     post_norms=True,
     input_norm=None,
     mlp_norm=None,

@@ -1,16 +1,11 @@
 """Phi (1, 1.5, 2): attention and a plain GELU MLP in parallel on one LayerNorm, partial rotary, biased lm head."""
 
-from lmxray.adapters.base import ArchSpec
+from lmxray.adapters.base import hf_decoder
 
-SPEC = ArchSpec(
+SPEC = hf_decoder(
     family="phi",
     model_types=("phi",),
-    layers="model.layers",
     final_norm="model.final_layernorm",
-    unembed="lm_head",
-    attention="self_attn",
-    attn_contribution="self_attn",
-    mlp_contribution="mlp",
     mlp_down="mlp.fc2",
     norm_kind="layer",
     mlp_kind="plain",

@@ -1,17 +1,10 @@
 """Phi-3: fused qkv and gate_up projections, RMSNorm, GLU MLP."""
 
-from lmxray.adapters.base import ArchSpec
+from lmxray.adapters.base import hf_decoder
 
-SPEC = ArchSpec(
+SPEC = hf_decoder(
     family="phi3",
     model_types=("phi3",),
-    layers="model.layers",
-    final_norm="model.norm",
-    unembed="lm_head",
-    attention="self_attn",
-    attn_contribution="self_attn",
-    mlp_contribution="mlp",
-    mlp_down="mlp.down_proj",
     norm_kind="rms",
     mlp_kind="glu",
     value_proj="self_attn.qkv_proj",

@@ -1,16 +1,10 @@
 """StarCoder2: LayerNorm with biases, biased projections, a plain GELU MLP (c_fc, c_proj)."""
 
-from lmxray.adapters.base import ArchSpec
+from lmxray.adapters.base import hf_decoder
 
-SPEC = ArchSpec(
+SPEC = hf_decoder(
     family="starcoder2",
     model_types=("starcoder2",),
-    layers="model.layers",
-    final_norm="model.norm",
-    unembed="lm_head",
-    attention="self_attn",
-    attn_contribution="self_attn",
-    mlp_contribution="mlp",
     mlp_down="mlp.c_proj",
     norm_kind="layer",
     mlp_kind="plain",
